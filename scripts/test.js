@@ -1,0 +1,23 @@
+#!/usr/bin/env node
+// `npm test`: runs the node:test suites under tsx against a real PostgreSQL. DATABASE_URL is used when
+// set (CI has one); otherwise an embedded PostgreSQL is started under .test-data/ for the run and
+// stopped afterwards. Extra arguments are passed to `node --test` (e.g. a single file).
+import { spawn } from 'node:child_process'
+import { register } from 'node:module'
+
+register('tsx/esm', import.meta.url)
+const { startEmbedded } = await import('../src/db/embedded.ts')
+
+let embedded = null
+if (!process.env.DATABASE_URL) {
+  process.stdout.write('DATABASE_URL is unset: starting an embedded PostgreSQL for the tests\n')
+  embedded = await startEmbedded('.test-data')
+}
+const env = { ...process.env, DATABASE_URL: process.env.DATABASE_URL || embedded.url }
+const files = process.argv.slice(2)
+const args = ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-timeout=120000',
+  ...(files.length > 0 ? files : ['test/**/*.test.ts'])]
+const child = spawn(process.execPath, args, { stdio: 'inherit', env })
+const code = await new Promise(resolve => child.on('exit', (c, s) => resolve(c ?? (s ? 1 : 0))))
+if (embedded) await embedded.stop()
+process.exit(code)

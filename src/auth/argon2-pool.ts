@@ -1,0 +1,61 @@
+/**
+ * The Argon2 pool (piscina), owned by the primary thread, which serves listeners' requests arriving
+ * as `argon2` messages. Coalesces work: concurrent identical verifications share one hash, and a
+ * failed verification is remembered for ten minutes, so a flood of one wrong key across all threads
+ * costs one Argon2 computation.
+ */
+import { Piscina } from 'piscina'
+import { LRUCache } from 'lru-cache'
+import { fileURLToPath } from 'node:url'
+import type { Argon2Task } from './argon2-worker.ts'
+import { workerEntry } from '../threads/spawn.ts'
+
+const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js'
+
+export class Argon2Pool {
+  readonly #pool: Piscina
+  readonly #inflight = new Map<string, Promise<string | boolean>>()
+  readonly #failed = new LRUCache<string, true>({ max: 10_000, ttl: 10 * 60_000 })
+
+  constructor (threads: number) {
+    const entry = workerEntry(new URL('./argon2-worker' + ext, import.meta.url))
+    this.#pool = new Piscina({
+      filename: fileURLToPath(entry.file),
+      argv: entry.argv,
+      minThreads: 1,
+      maxThreads: threads,
+      // Bounded queue: past it, run() rejects and the listener answers 503.
+      maxQueue: 4096,
+      idleTimeout: 60_000,
+    })
+  }
+
+  hash (input: string): Promise<string> {
+    const task: Argon2Task = { op: 'hash', input, hash: '' }
+    return this.#pool.run(task).then(v => {
+      if (typeof v !== 'string') throw new TypeError('argon2 hash returned no string')
+      return v
+    })
+  }
+
+  verify (input: string, hash: string): Promise<boolean> {
+    const k = hash + '\n' + input
+    if (this.#failed.has(k)) return Promise.resolve(false)
+    let p = this.#inflight.get(k)
+    if (p === undefined) {
+      const task: Argon2Task = { op: 'verify', input, hash }
+      p = this.#pool.run(task).then((v: unknown) => {
+        this.#inflight.delete(k)
+        if (v !== true) this.#failed.set(k, true)
+        return v === true
+      }, (err: unknown) => {
+        this.#inflight.delete(k)
+        throw err
+      })
+      this.#inflight.set(k, p)
+    }
+    return p.then(v => v === true)
+  }
+
+  close (): Promise<void> { return this.#pool.destroy() }
+}

@@ -1,0 +1,67 @@
+/**
+ * Resolves X-API-Key to an organization on a listener thread. A cached key answers synchronously
+ * (STYLE C10: the result is `AuthEntry | Promise<AuthEntry>`). Otherwise: a malformed key or an
+ * unknown lookup part is refused without hashing; a known lookup part is verified with Argon2id in the
+ * primary's pool; concurrent misses for one key share one verification. Every refusal is the same
+ * 401 `Invalid API key`. Listener threads only.
+ */
+import type { Sql } from '../db/client.ts'
+import { findByKeyLookup } from '../db/queries/organizations.ts'
+import { dbError } from '../db/errors.ts'
+import { ApiError } from '../errors.ts'
+import { isWellFormedKey, keyLookup } from './api-key.ts'
+import type { Argon2Client } from './argon2-client.ts'
+import { AuthEntry, KeyCache } from './key-cache.ts'
+import { TIER_LIMITS } from './tiers.ts'
+
+export const MISSING_KEY = new ApiError('unauthorized', 'Missing X-API-Key header')
+export const INVALID_KEY = new ApiError('unauthorized', 'Invalid API key')
+
+export class Authenticator {
+  readonly cache: KeyCache
+  readonly #sql: Sql
+  readonly #argon2: Argon2Client
+  readonly #inflight = new Map<string, Promise<AuthEntry>>()
+  hits = 0
+  misses = 0
+
+  constructor (sql: Sql, argon2: Argon2Client, cache: KeyCache) {
+    this.#sql = sql
+    this.#argon2 = argon2
+    this.cache = cache
+  }
+
+  /** Throws (synchronously) or rejects with an ApiError when the key is missing or invalid. */
+  authenticate (key: string): AuthEntry | Promise<AuthEntry> {
+    if (key === '') throw MISSING_KEY
+    const hit = this.cache.get(key)
+    if (hit !== undefined) { this.hits++; return hit }
+    this.misses++
+    if (!isWellFormedKey(key) || this.cache.isRefused(key)) throw INVALID_KEY
+    let p = this.#inflight.get(key)
+    if (p === undefined) {
+      p = this.#verify(key)
+      this.#inflight.set(key, p)
+      const clear = (): void => { this.#inflight.delete(key) }
+      // Observed by every caller that awaits `p`; these handlers only clean the map.
+      p.then(clear, clear)
+    }
+    return p
+  }
+
+  async #verify (key: string): Promise<AuthEntry> {
+    const generation = this.cache.generation
+    let row
+    try {
+      row = await findByKeyLookup(this.#sql, keyLookup(key))
+    } catch (err) {
+      throw dbError(err)
+    }
+    if (row === null) throw INVALID_KEY
+    const ok = await this.#argon2.verify(key, row.key_hash)
+    if (!ok) { this.cache.setRefused(key); throw INVALID_KEY }
+    const entry = new AuthEntry(row.id, row.org_no, row.tier, TIER_LIMITS[row.tier])
+    this.cache.setValid(key, entry, generation)
+    return entry
+  }
+}

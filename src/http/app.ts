@@ -1,0 +1,66 @@
+/**
+ * The route table and nothing else (STYLE layout). Every path answers its methods; any other method
+ * on a known path is 405 `method_not_allowed` with `Allow`, OPTIONS is the CORS preflight, and any
+ * unknown path is 404 `not_found`. Listener threads only.
+ */
+import { uws, type TemplatedApp } from './uws.ts'
+import { Ctx } from './context.ts'
+import { authed, open, publicLimited, fail, type Handler } from './pipeline.ts'
+import { sendError, sendPreflight } from './reply.ts'
+import { ApiError } from '../errors.ts'
+import type { Services } from './services.ts'
+import { ingest } from './routes/events.ts'
+import { generateKey, keyInfo, rotate } from './routes/keys.ts'
+import { ackMany, ackOne, inbox } from './routes/inbox.ts'
+import { configureWebhook, redeliver, replay, rotateSecret } from './routes/webhook.ts'
+import { live, ready } from './routes/health.ts'
+
+type Method = 'get' | 'post'
+interface Route { readonly path: string, readonly methods: Partial<Record<Method, Handler>> }
+
+export function routes (s: Services, extra: readonly Route[] = []): Route[] {
+  return [
+    { path: '/api/keys/generate', methods: { post: publicLimited(s, s.config.keygenRateLimit, generateKey) } },
+    { path: '/api/keys', methods: { get: authed(s, keyInfo, 'none') } },
+    { path: '/api/keys/rotate', methods: { post: authed(s, rotate, 'discard') } },
+    { path: '/api/webhook/config', methods: { post: authed(s, configureWebhook, 'json') } },
+    { path: '/api/webhook/secret/rotate', methods: { post: authed(s, rotateSecret, 'discard') } },
+    { path: '/api/webhook/replay', methods: { post: authed(s, replay, 'json') } },
+    { path: '/api/events', methods: { post: authed(s, ingest, 'json') } },
+    { path: '/api/events/:event_id/redeliver', methods: { post: authed(s, redeliver, 'discard', true) } },
+    { path: '/api/inbox', methods: { get: authed(s, inbox, 'none') } },
+    { path: '/api/ack/:event_id', methods: { post: authed(s, ackOne, 'discard', true) } },
+    { path: '/api/ack', methods: { post: authed(s, ackMany, 'json') } },
+    { path: '/health', methods: { get: open(s, live) } },
+    { path: '/health/live', methods: { get: open(s, live) } },
+    { path: '/health/ready', methods: { get: open(s, ready) } },
+    ...extra,
+  ]
+}
+
+function otherMethod (s: Services, allow: string): Handler {
+  const notAllowed = new ApiError('method_not_allowed')
+  return (res, req) => {
+    const ctx = new Ctx(res, req, s.config.trustProxy, false)
+    if (ctx.method === 'options') { sendPreflight(ctx); return }
+    sendError(ctx, notAllowed, false, ['Allow', allow])
+  }
+}
+
+export function buildApp (s: Services, extra: readonly Route[] = []): TemplatedApp {
+  const app = uws.App()
+  for (const r of routes(s, extra)) {
+    const allow = ['OPTIONS']
+    for (const [method, handler] of Object.entries(r.methods) as [Method, Handler][]) {
+      app[method](r.path, handler)
+      allow.unshift(method.toUpperCase())
+    }
+    app.any(r.path, otherMethod(s, allow.join(', ')))
+  }
+  const notFound = new ApiError('not_found')
+  app.any('/*', (res, req) => {
+    const ctx = new Ctx(res, req, s.config.trustProxy, false)
+    fail(ctx, notFound)
+  })
+  return app
+}

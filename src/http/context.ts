@@ -1,0 +1,86 @@
+/**
+ * The per-request snapshot (STYLE C6, C7). uWS's HttpRequest is only valid during the synchronous part
+ * of the handler, so everything a route needs from it is copied here at once; the object has one shape,
+ * every field set in the constructor. `aborted` is set by the onAborted handler that `track` installs
+ * before any async step; `done` once a response was written. Listener threads only.
+ */
+import type { HttpRequest, HttpResponse } from './uws.ts'
+import { randomBytes } from 'node:crypto'
+import type { AuthEntry } from '../auth/key-cache.ts'
+
+const ID_RE = /^[\x21-\x7e]{1,200}$/
+const idPrefix = randomBytes(6).toString('hex')
+let idCounter = 0
+
+/** Requests received and not yet answered or aborted on this thread (graceful drain waits for 0). */
+export const inflight = { count: 0, draining: false }
+
+function newRequestId (): string {
+  idCounter = (idCounter + 1) >>> 0
+  return idPrefix + '-' + idCounter.toString(16).padStart(8, '0')
+}
+
+export class Ctx {
+  readonly res: HttpResponse
+  readonly method: string
+  readonly url: string
+  readonly query: string
+  readonly requestId: string
+  /** The X-API-Key header, '' when absent. */
+  readonly apiKey: string
+  readonly hasApiKey: boolean
+  /** Content-Length, or -1 when absent (chunked) or unparsable. */
+  readonly contentLength: number
+  readonly clientIp: string
+  /** The first route parameter (e.g. :event_id), '' when the route has none. */
+  readonly param: string
+  aborted: boolean
+  done: boolean
+  /** Set once authenticated; read by reply to add the rate-limit headers. */
+  auth: AuthEntry | null
+  rateLimit: number
+  rateRemaining: number
+  rateReset: number
+  status: number
+
+  constructor (res: HttpResponse, req: HttpRequest, trustProxy: boolean, hasParam: boolean) {
+    this.res = res
+    this.method = req.getMethod()
+    this.url = req.getUrl()
+    this.query = req.getQuery() ?? ''
+    const rid = req.getHeader('x-request-id')
+    this.requestId = rid !== '' && ID_RE.test(rid) ? rid : newRequestId()
+    const key = req.getHeader('x-api-key')
+    this.apiKey = key
+    // uWS reports an absent header and an empty one alike; an empty key is "missing".
+    this.hasApiKey = key !== ''
+    const cl = req.getHeader('content-length')
+    this.contentLength = cl === '' ? -1 : (/^\d{1,15}$/.test(cl) ? Number(cl) : -1)
+    let ip = ''
+    if (trustProxy) {
+      const xff = req.getHeader('x-forwarded-for')
+      if (xff !== '') ip = (xff.split(',')[0] ?? '').trim()
+    }
+    if (ip === '') ip = Buffer.from(res.getRemoteAddressAsText()).toString()
+    this.clientIp = ip
+    this.param = hasParam ? req.getParameter(0) : ''
+    this.aborted = false
+    this.done = false
+    this.auth = null
+    this.rateLimit = -1
+    this.rateRemaining = 0
+    this.rateReset = 0
+    this.status = 0
+    inflight.count++
+  }
+
+  /** Marks the request finished (answered or aborted); idempotent. */
+  finish (): void {
+    if (!this.done) { this.done = true; inflight.count-- }
+  }
+}
+
+/** Installs the abort handler; call in the synchronous part of every handler that goes async. */
+export function track (ctx: Ctx): void {
+  ctx.res.onAborted(() => { ctx.aborted = true; ctx.finish() })
+}

@@ -1,0 +1,117 @@
+/**
+ * The request pipeline shared by routes (STYLE C6, C10): snapshot the request, install the abort
+ * handler and start reading the body in the synchronous part; then authenticate (synchronous on a
+ * cache hit), apply the organization's rate limit, wait for the body, parse it, and hand over to the
+ * route. Checks run in the contract's order: 401 → 429 → 400 → 413 → route. Every error a route throws
+ * or rejects with becomes the API's envelope. Listener threads only.
+ */
+import type { HttpRequest, HttpResponse } from './uws.ts'
+import { Ctx, track } from './context.ts'
+import { readBody } from './body.ts'
+import { parseJsonObject } from './json.ts'
+import { send, sendError } from './reply.ts'
+import { ApiError, coerceError } from '../errors.ts'
+import { AuthEntry } from '../auth/key-cache.ts'
+import { Decision } from '../rate-limit/limiter.ts'
+import type { Services } from './services.ts'
+
+export type Body = Record<string, unknown> | null
+export type RouteFn = (ctx: Ctx, s: Services, body: Body) => void | Promise<void>
+export type Handler = (res: HttpResponse, req: HttpRequest) => void
+
+const decision = new Decision()
+
+/** Sends whatever a route threw; 413 body_too_large also closes the connection (the rest is unread). */
+export function fail (ctx: Ctx, err: unknown): void {
+  const e = coerceError(err)
+  sendError(ctx, e, e.code === 'body_too_large')
+}
+
+function rateLimitError (d: Decision): ApiError {
+  return new ApiError('rate_limit_exceeded', undefined, { limit: d.limit, window: '1 minute', retry_after: d.retryAfter }, { retryAfter: d.retryAfter })
+}
+
+function setRateHeaders (ctx: Ctx, d: Decision): void {
+  ctx.rateLimit = d.limit
+  ctx.rateRemaining = d.remaining
+  ctx.rateReset = d.reset
+}
+
+function runRoute (ctx: Ctx, s: Services, fn: RouteFn, body: Body): void {
+  try {
+    const r = fn(ctx, s, body)
+    if (r !== undefined) r.then(undefined, (err: unknown) => { fail(ctx, err) })
+  } catch (err) {
+    fail(ctx, err)
+  }
+}
+
+/**
+ * How a route treats its body: parse it as a JSON object, read and discard it (POST routes that take
+ * no fields still drain what a client sends, within the same 1 MiB cap), or none at all (GET).
+ */
+export type BodyMode = 'json' | 'discard' | 'none'
+type BodyPromise = Promise<Buffer | ApiError | null> | null
+
+function withBody (ctx: Ctx, s: Services, fn: RouteFn, bodyP: BodyPromise, mode: BodyMode): void {
+  if (bodyP === null) { runRoute(ctx, s, fn, null); return }
+  bodyP.then(buf => {
+    if (buf === null || ctx.aborted) return
+    if (buf instanceof ApiError) { fail(ctx, buf); return }
+    if (mode !== 'json') { runRoute(ctx, s, fn, null); return }
+    let body: Body
+    try { body = parseJsonObject(buf) } catch (err) { fail(ctx, err); return }
+    runRoute(ctx, s, fn, body)
+  }, (err: unknown) => { fail(ctx, err) })
+}
+
+function authorized (ctx: Ctx, s: Services, entry: AuthEntry, fn: RouteFn, bodyP: BodyPromise, mode: BodyMode): void {
+  if (ctx.aborted) return
+  ctx.auth = entry
+  const d = s.limiter.organization(entry.orgNo, entry.limit, decision)
+  setRateHeaders(ctx, d)
+  if (!d.allowed) { fail(ctx, rateLimitError(d)); return }
+  withBody(ctx, s, fn, bodyP, mode)
+}
+
+/** A route behind X-API-Key and the organization's rate limit. */
+export function authed (s: Services, fn: RouteFn, mode: BodyMode, param = false): Handler {
+  return (res, req) => {
+    const ctx = new Ctx(res, req, s.config.trustProxy, param)
+    let bodyP: BodyPromise = null
+    if (mode !== 'none') bodyP = readBody(ctx)
+    else track(ctx)
+    let auth: AuthEntry | Promise<AuthEntry>
+    try {
+      auth = s.auth.authenticate(ctx.apiKey)
+    } catch (err) {
+      fail(ctx, err)
+      return
+    }
+    if (auth instanceof AuthEntry) authorized(ctx, s, auth, fn, bodyP, mode)
+    else auth.then(entry => { authorized(ctx, s, entry, fn, bodyP, mode) }, (err: unknown) => { fail(ctx, err) })
+  }
+}
+
+/** A public route limited per client IP (key generation). */
+export function publicLimited (s: Services, limit: number, fn: RouteFn): Handler {
+  return (res, req) => {
+    const ctx = new Ctx(res, req, s.config.trustProxy, false)
+    const bodyP = readBody(ctx)
+    const d = s.limiter.clientIp(ctx.clientIp, limit, decision)
+    setRateHeaders(ctx, d)
+    if (!d.allowed) { fail(ctx, rateLimitError(d)); return }
+    withBody(ctx, s, fn, bodyP, 'json')
+  }
+}
+
+/** A public route with no body and no limit (health, docs). */
+export function open (s: Services, fn: RouteFn): Handler {
+  return (res, req) => {
+    const ctx = new Ctx(res, req, s.config.trustProxy, false)
+    track(ctx)
+    runRoute(ctx, s, fn, null)
+  }
+}
+
+export { send }

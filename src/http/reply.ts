@@ -1,0 +1,94 @@
+/**
+ * Every write to a uWS response goes through here (STYLE C6): corked, never after an abort or a
+ * previous end, with the headers every response carries (Content-Type, X-Request-ID, CORS, and the
+ * rate-limit trio on authenticated routes). Error bodies use the API's envelope through one
+ * precompiled serializer. Listener threads only.
+ */
+import fastJson from 'fast-json-stringify'
+import { inflight, type Ctx } from './context.ts'
+import { ApiError, type ErrorContext } from '../errors.ts'
+
+const STATUS_LINES: Record<number, string> = {
+  200: '200 OK', 201: '201 Created', 202: '202 Accepted', 204: '204 No Content',
+  400: '400 Bad Request', 401: '401 Unauthorized', 404: '404 Not Found', 405: '405 Method Not Allowed',
+  409: '409 Conflict', 413: '413 Payload Too Large', 422: '422 Unprocessable Entity',
+  429: '429 Too Many Requests', 500: '500 Internal Server Error', 503: '503 Service Unavailable',
+}
+
+let corsOrigin = '*'
+/** Set once at thread start from config (CORS_ORIGIN). */
+export function configureReply (origin: string): void { corsOrigin = origin }
+
+export const serializeError = fastJson({
+  type: 'object',
+  properties: {
+    error: { type: 'string' },
+    code: { type: 'string' },
+    field: { type: 'string' },
+    details: { type: 'object', additionalProperties: { type: 'string' } },
+    size: { type: 'integer' },
+    limit: { type: 'integer' },
+    window: { type: 'string' },
+    retry_after: { type: 'integer' },
+    dedup_id: { type: 'string' },
+    event_id: { type: 'string' },
+  },
+  required: ['error', 'code'],
+})
+
+export type ErrorHook = (ctx: Ctx, err: ApiError) => void
+let onServerError: ErrorHook = () => {}
+/** The listener installs its logger here: 5xx are logged with their cause. */
+export function setServerErrorHook (hook: ErrorHook): void { onServerError = hook }
+
+function writeCommon (ctx: Ctx, status: number): void {
+  const res = ctx.res
+  res.writeStatus(STATUS_LINES[status] ?? String(status))
+  res.writeHeader('Content-Type', 'application/json')
+  res.writeHeader('X-Request-ID', ctx.requestId)
+  res.writeHeader('Access-Control-Allow-Origin', corsOrigin)
+  res.writeHeader('Access-Control-Expose-Headers', 'X-Request-ID, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After')
+  if (ctx.rateLimit >= 0) {
+    res.writeHeader('X-RateLimit-Limit', String(ctx.rateLimit))
+    res.writeHeader('X-RateLimit-Remaining', String(ctx.rateRemaining))
+    res.writeHeader('X-RateLimit-Reset', String(ctx.rateReset))
+  }
+}
+
+/** Sends a JSON body (already serialized). `headers` is a flat [name, value, ...] list. */
+export function send (ctx: Ctx, status: number, body: string, headers: readonly string[] | null = null, close = false): void {
+  if (ctx.aborted || ctx.done) return
+  ctx.finish()
+  ctx.status = status
+  // While draining, connections are closed after their response so clients reconnect elsewhere.
+  const closeAfter = close || inflight.draining
+  ctx.res.cork(() => {
+    writeCommon(ctx, status)
+    if (headers !== null) for (let i = 0; i + 1 < headers.length; i += 2) ctx.res.writeHeader(headers[i]!, headers[i + 1]!)
+    ctx.res.end(body, closeAfter)
+  })
+}
+
+export function sendError (ctx: Ctx, err: ApiError, close = false, headers: string[] | null = null): void {
+  if (err.status >= 500) onServerError(ctx, err)
+  const ctxFields: ErrorContext = err.context ?? {}
+  const body = serializeError({ error: err.message, code: err.code, ...ctxFields })
+  if (err.retryAfter > 0) (headers ??= []).push('Retry-After', String(err.retryAfter))
+  send(ctx, err.status, body, headers, close)
+}
+
+/** Preflight: 204 with the CORS allowances, no body. */
+export function sendPreflight (ctx: Ctx): void {
+  if (ctx.aborted || ctx.done) return
+  ctx.finish()
+  ctx.status = 204
+  ctx.res.cork(() => {
+    ctx.res.writeStatus('204 No Content')
+    ctx.res.writeHeader('X-Request-ID', ctx.requestId)
+    ctx.res.writeHeader('Access-Control-Allow-Origin', corsOrigin)
+    ctx.res.writeHeader('Access-Control-Allow-Methods', 'GET, POST, OPTIONS')
+    ctx.res.writeHeader('Access-Control-Allow-Headers', 'Content-Type, X-API-Key, X-Request-ID')
+    ctx.res.writeHeader('Access-Control-Max-Age', '86400')
+    ctx.res.endWithoutBody(0)
+  })
+}

@@ -1,0 +1,196 @@
+/**
+ * JSON Schemas of every request and response body. The same objects compile the response serializers
+ * (fast-json-stringify, here, once per thread at start) and build /openapi.json, so the document
+ * cannot drift from what the service sends. Pure module.
+ */
+import fastJson from 'fast-json-stringify'
+import { TIERS } from '../auth/tiers.ts'
+
+const ts = { type: 'string', format: 'date-time' } as const
+const tsOrNull = { type: ['string', 'null'], format: 'date-time' } as const
+const uuid = { type: 'string', format: 'uuid' } as const
+const STATUSES = ['pending', 'failed', 'dead_letter', 'delivered'] as const
+
+const inboxEvent = {
+  type: 'object',
+  required: ['id', 'type', 'payload', 'dedup_id', 'status', 'attempts', 'response_status', 'last_error', 'created_at', 'updated_at', 'acknowledged_at'],
+  properties: {
+    id: uuid,
+    type: { type: 'string' },
+    payload: { type: 'object', additionalProperties: true },
+    dedup_id: { type: ['string', 'null'] },
+    status: { type: 'string', enum: [...STATUSES] },
+    attempts: { type: 'integer' },
+    response_status: { type: ['integer', 'null'] },
+    last_error: { type: ['string', 'null'] },
+    created_at: ts,
+    updated_at: ts,
+    acknowledged_at: tsOrNull,
+  },
+} as const
+
+export const schemas = {
+  ErrorEnvelope: {
+    type: 'object',
+    required: ['error', 'code'],
+    properties: {
+      error: { type: 'string', description: 'A sentence for people.' },
+      code: { type: 'string', description: 'A stable snake_case code for programs.' },
+      field: { type: 'string' },
+      details: { type: 'object', additionalProperties: { type: 'string' } },
+      size: { type: 'integer' },
+      limit: { type: 'integer' },
+      window: { type: 'string' },
+      retry_after: { type: 'integer' },
+      dedup_id: { type: 'string' },
+      event_id: uuid,
+    },
+  },
+  GenerateKeyRequest: {
+    type: 'object',
+    properties: {
+      organization_name: { type: 'string', minLength: 1, maxLength: 255 },
+      org_name: { type: 'string', minLength: 1, maxLength: 255, description: 'Alias of organization_name.' },
+      tier: { type: 'string', enum: [...TIERS], default: 'free' },
+    },
+  },
+  GenerateKeyResponse: {
+    type: 'object',
+    required: ['api_key', 'organization_id', 'organization_name', 'tier', 'rate_limit_per_minute', 'created_at', 'message'],
+    properties: {
+      api_key: { type: 'string' },
+      organization_id: uuid,
+      organization_name: { type: 'string' },
+      tier: { type: 'string', enum: [...TIERS] },
+      rate_limit_per_minute: { type: 'integer' },
+      created_at: ts,
+      message: { type: 'string' },
+    },
+  },
+  KeyInfoResponse: {
+    type: 'object',
+    required: ['organization_id', 'organization_name', 'tier', 'rate_limit_per_minute', 'webhook_url', 'created_at', 'updated_at'],
+    properties: {
+      organization_id: uuid,
+      organization_name: { type: 'string' },
+      tier: { type: 'string', enum: [...TIERS] },
+      rate_limit_per_minute: { type: 'integer' },
+      webhook_url: { type: ['string', 'null'] },
+      created_at: ts,
+      updated_at: ts,
+    },
+  },
+  RotateKeyResponse: {
+    type: 'object',
+    required: ['api_key', 'rotated_at', 'message'],
+    properties: { api_key: { type: 'string' }, rotated_at: ts, message: { type: 'string' } },
+  },
+  WebhookConfigRequest: {
+    type: 'object',
+    required: ['webhook_url'],
+    properties: { webhook_url: { type: 'string', maxLength: 2048, format: 'uri' } },
+  },
+  WebhookConfigResponse: {
+    type: 'object',
+    required: ['message', 'webhook_url', 'signing_secret'],
+    properties: { message: { type: 'string' }, webhook_url: { type: 'string' }, signing_secret: { type: 'string' } },
+  },
+  SecretRotateResponse: {
+    type: 'object',
+    required: ['signing_secret', 'previous_secret_expires_at'],
+    properties: { signing_secret: { type: 'string' }, previous_secret_expires_at: tsOrNull },
+  },
+  CreateEventRequest: {
+    type: 'object',
+    required: ['type'],
+    properties: {
+      type: { type: 'string', minLength: 1, maxLength: 255 },
+      payload: { type: 'object', additionalProperties: true, description: 'Required (the older name `data` is accepted when `payload` is absent). At most 262144 bytes as compact JSON.' },
+      data: { type: 'object', additionalProperties: true, description: 'Deprecated alias of payload.' },
+      dedup_id: { type: 'string', minLength: 1, maxLength: 255 },
+    },
+  },
+  CreateEventResponse: {
+    type: 'object',
+    required: ['id', 'type', 'dedup_id', 'status', 'created_at'],
+    properties: {
+      id: uuid,
+      type: { type: 'string' },
+      dedup_id: { type: ['string', 'null'] },
+      status: { type: 'string', enum: ['pending'] },
+      created_at: ts,
+    },
+  },
+  InboxResponse: {
+    type: 'object',
+    required: ['events', 'limit', 'next_cursor', 'has_more'],
+    properties: {
+      events: { type: 'array', items: inboxEvent },
+      limit: { type: 'integer' },
+      next_cursor: { type: ['string', 'null'] },
+      has_more: { type: 'boolean' },
+    },
+  },
+  AckResponse: {
+    type: 'object',
+    required: ['event_id', 'status', 'acknowledged_at'],
+    properties: { event_id: uuid, status: { type: 'string', enum: ['delivered'] }, acknowledged_at: ts },
+  },
+  BatchAckRequest: {
+    type: 'object',
+    required: ['event_ids'],
+    properties: { event_ids: { type: 'array', items: uuid, minItems: 1, maxItems: 1000 } },
+  },
+  BatchAckResponse: {
+    type: 'object',
+    required: ['acknowledged', 'not_found'],
+    properties: { acknowledged: { type: 'integer' }, not_found: { type: 'array', items: { type: 'string' } } },
+  },
+  RedeliverResponse: {
+    type: 'object',
+    required: ['event_id', 'status'],
+    properties: { event_id: uuid, status: { type: 'string', enum: ['pending'] } },
+  },
+  ReplayRequest: {
+    type: 'object',
+    required: ['status'],
+    properties: { status: { type: 'string', enum: ['dead_letter', 'failed'] }, since: ts },
+  },
+  ReplayResponse: {
+    type: 'object',
+    required: ['scheduled'],
+    properties: { scheduled: { type: 'integer' } },
+  },
+  HealthResponse: {
+    type: 'object',
+    required: ['status', 'timestamp'],
+    properties: { status: { type: 'string' }, timestamp: ts },
+  },
+  ReadyResponse: {
+    type: 'object',
+    required: ['status', 'database'],
+    properties: { status: { type: 'string', enum: ['ready', 'not_ready'] }, database: { type: 'string', enum: ['connected', 'disconnected'] }, error: { type: 'string' }, timestamp: ts },
+  },
+} as const
+
+type SchemaName = keyof typeof schemas
+
+function compile (name: SchemaName): (doc: unknown) => string {
+  return fastJson(schemas[name] as Parameters<typeof fastJson>[0]) as (doc: unknown) => string
+}
+
+export const serialize = {
+  created: compile('CreateEventResponse'),
+  generated: compile('GenerateKeyResponse'),
+  keyInfo: compile('KeyInfoResponse'),
+  rotated: compile('RotateKeyResponse'),
+  webhookConfig: compile('WebhookConfigResponse'),
+  secretRotated: compile('SecretRotateResponse'),
+  inbox: compile('InboxResponse'),
+  ack: compile('AckResponse'),
+  batchAck: compile('BatchAckResponse'),
+  redeliver: compile('RedeliverResponse'),
+  replay: compile('ReplayResponse'),
+  health: compile('HealthResponse'),
+  ready: compile('ReadyResponse'),
+}

@@ -1,0 +1,151 @@
+/**
+ * Listener thread entry (one per THREADS, all on one port via SO_REUSEPORT). Builds this thread's
+ * services — database client, key cache and authenticator, shared-memory limiter, micro-batching
+ * writer — then the uWS app, listens, and reports the port. Talks to the primary for Argon2 work, key
+ * evictions and delivery wake-ups. On `drain`: stop accepting, answer what was received, flush the
+ * writer, report `drained`, close the database client and exit.
+ */
+import { parentPort, workerData } from 'node:worker_threads'
+import { configFromWorkerData } from '../config/load.ts'
+import { parsePrimaryToListener, parseWorkerInit, type ListenerToPrimary } from '../threads/protocol.ts'
+import { createLogger } from '../log.ts'
+import { createDb } from '../db/client.ts'
+import { coarseClock } from '../lib/coarse-clock.ts'
+import { Argon2Client } from '../auth/argon2-client.ts'
+import { KeyCache } from '../auth/key-cache.ts'
+import { Authenticator } from '../auth/authenticator.ts'
+import { Limiter } from '../rate-limit/limiter.ts'
+import { Writer } from '../ingest/writer.ts'
+import { uws, type ListenSocket } from './uws.ts'
+import { buildApp } from './app.ts'
+import { configureReply, setServerErrorHook } from './reply.ts'
+import { ingestHooks } from './routes/events.ts'
+import { inflight, type Ctx } from './context.ts'
+import type { Services } from './services.ts'
+
+if (parentPort === null) throw new Error('http/thread.ts must run as a worker thread')
+const port = parentPort
+const init = parseWorkerInit(workerData)
+const config = configFromWorkerData(init.config)
+if (init.orgWindows === null || init.ipWindows === null) throw new Error('listener needs the shared rate-limit tables')
+
+const log = createLogger(config.logLevel, `http-${init.threadIndex}`)
+coarseClock.start()
+configureReply(config.corsOrigin)
+setServerErrorHook((ctx, err) => {
+  log.error({ err, cause: err.cause, requestId: ctx.requestId, method: ctx.method, url: ctx.url, code: err.code }, 'request failed')
+})
+
+const post = (m: ListenerToPrimary): void => { port.postMessage(m) }
+const sql = createDb({ url: init.databaseUrl, max: config.dbPoolSize, applicationName: `triggers-http-${init.threadIndex}` })
+const argon2 = new Argon2Client(port)
+const cache = new KeyCache(config.authCacheMax, config.authCacheTtlMs)
+const auth = new Authenticator(sql, argon2, cache)
+const limiter = new Limiter(init.orgWindows, init.ipWindows)
+
+let lastBatchLog = 0
+const writer = new Writer<Ctx>(sql, {
+  maxBatch: config.writerMaxBatch,
+  maxQueue: config.writerMaxQueue,
+  maxInFlight: Math.max(1, config.dbPoolSize - 1),
+  dedupWindowSeconds: config.dedupWindowSeconds,
+}, ingestHooks((count, anyDue) => {
+  if (anyDue) post({ v: 1, type: 'committed', count })
+}, (size, ms) => {
+  // One debug line per batch at most every second (STYLE C12: never one per event).
+  const now = coarseClock.now()
+  if (now - lastBatchLog > 1000) { lastBatchLog = now; log.debug({ size, ms }, 'batch committed') }
+}))
+
+const evictWaiters = new Map<number, () => void>()
+let evictSeq = 0
+
+const services: Services = {
+  config,
+  sql,
+  auth,
+  argon2,
+  limiter,
+  writer,
+  log,
+  evictEverywhere (organizationId) {
+    const id = ++evictSeq
+    return new Promise(resolve => {
+      evictWaiters.set(id, resolve)
+      post({ v: 1, type: 'evict', id, organizationId })
+    })
+  },
+  wakeDelivery () { post({ v: 1, type: 'committed', count: 1 }) },
+}
+
+let listenSocket: ListenSocket | null = null
+let draining: Promise<void> | null = null
+
+/**
+ * Stop accepting, answer every request already read (each with Connection: close), commit what the
+ * writer holds, then release everything this thread holds. The thread then ends by itself once uWS
+ * has closed the remaining idle keep-alive connections (its idle timeout is 10 s). It never calls
+ * process.exit: uWS aborts the whole process if a worker's loop closes with sockets open.
+ */
+function drain (): Promise<void> {
+  draining ??= (async () => {
+    inflight.draining = true
+    if (listenSocket !== null) { uws.us_listen_socket_close(listenSocket); listenSocket = null }
+    while (inflight.count > 0 || writer.outstanding > 0) {
+      await writer.idle()
+      if (inflight.count > 0) await new Promise(resolve => setTimeout(resolve, 5))
+    }
+    post({ v: 1, type: 'drained' })
+    await sql.end({ timeout: 5 })
+    coarseClock.stop()
+    port.close()
+  })()
+  return draining
+}
+
+function retire (err: unknown): void {
+  log.fatal({ err }, 'uncaught error: this listener retires and is replaced')
+  if (draining === null) post({ v: 1, type: 'retiring' })
+  drain().then(undefined, (e: unknown) => { log.fatal({ err: e }, 'drain after failure failed') })
+}
+// STYLE C5 says crash; here a crash would take the whole process down with it (see drain), so the
+// thread retires instead: it stops accepting at once and the primary starts a replacement.
+process.on('uncaughtException', retire)
+process.on('unhandledRejection', retire)
+
+port.on('message', (raw: unknown) => {
+  const m = parsePrimaryToListener(raw)
+  if (m === null) { log.warn('unknown message from primary'); return }
+  switch (m.type) {
+    case 'argon2-result':
+      if (m.ok) argon2.settle(m.id, true, m.value, null)
+      else argon2.settle(m.id, false, null, m.error)
+      break
+    case 'evict':
+      cache.evictOrganization(m.organizationId)
+      if (m.ack !== 0) post({ v: 1, type: 'evict-ack', ack: m.ack })
+      break
+    case 'evicted': {
+      const w = evictWaiters.get(m.id)
+      evictWaiters.delete(m.id)
+      w?.()
+      break
+    }
+    case 'drain':
+      drain().then(undefined, retire)
+      break
+  }
+})
+
+buildApp(services).listen(config.host, init.port, socket => {
+  if (socket === false) {
+    // Report and release everything; the thread then ends by itself (never process.exit, see drain).
+    log.fatal({ host: config.host, port: init.port }, 'could not listen')
+    post({ v: 1, type: 'listening', port: -1 })
+    draining = Promise.resolve()
+    sql.end({ timeout: 1 }).then(() => { coarseClock.stop(); port.close() }, retire)
+    return
+  }
+  listenSocket = socket
+  post({ v: 1, type: 'listening', port: uws.us_socket_local_port(socket) })
+})

@@ -1,0 +1,46 @@
+/**
+ * Process entry for `npm start` / `triggers-api serve`: load the configuration once (a bad value stops
+ * start-up with one line naming the variable), start the service, and stop it in order on SIGTERM or
+ * SIGINT, exiting 0 when drained. Fatal errors are logged and exit non-zero (STYLE C5).
+ */
+import { ConfigError, loadConfig, redactConfig, type Config } from './config/load.ts'
+import { createLogger } from './log.ts'
+import { startService } from './service.ts'
+
+export async function serve (): Promise<void> {
+  let config: Config
+  try {
+    config = loadConfig()
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      for (const p of err.problems) process.stderr.write(`triggers-api: configuration error: ${p}\n`)
+      process.exit(2)
+    }
+    throw err
+  }
+  const log = createLogger(config.logLevel, 'primary')
+  process.on('uncaughtException', err => { log.fatal({ err }, 'uncaught exception'); process.exit(1) })
+  process.on('unhandledRejection', err => { log.fatal({ err }, 'unhandled rejection'); process.exit(1) })
+  log.info({ config: redactConfig(config) }, 'starting')
+  let service
+  try {
+    service = await startService(config, log)
+  } catch (err) {
+    log.fatal({ err }, 'start-up failed')
+    process.exit(1)
+  }
+  const running = service
+  let signals = 0
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (++signals > 1) { log.warn({ signal }, 'second signal: exiting now'); process.exit(1) }
+    log.info({ signal }, 'shutting down')
+    const hard = setTimeout(() => { log.error('shutdown timed out'); process.exit(1) }, config.shutdownTimeoutMs + 5000)
+    hard.unref()
+    running.stop().then(() => { process.exit(0) }, (err: unknown) => {
+      log.fatal({ err }, 'shutdown failed')
+      process.exit(1)
+    })
+  }
+  process.on('SIGTERM', onSignal)
+  process.on('SIGINT', onSignal)
+}
