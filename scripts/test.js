@@ -3,9 +3,9 @@
 // set (CI has one); otherwise an embedded PostgreSQL is started under .test-data/ for the run and
 // stopped afterwards. Extra arguments are passed to `node --test` (e.g. a single file).
 import { spawn } from 'node:child_process'
-import { register } from 'node:module'
+import { register } from 'tsx/esm/api'
 
-register('tsx/esm', import.meta.url)
+register()
 const { startEmbedded } = await import('../src/db/embedded.ts')
 
 let embedded = null
