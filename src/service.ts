@@ -21,9 +21,16 @@ import { parseDeliveryToPrimary, parseListenerToPrimary, type PrimaryToDelivery,
 import { toWire } from './errors.ts'
 import { RotationWatch } from './auth/rotation-watch.ts'
 import { freePort } from './lib/free-port.ts'
+import { allocateMetrics } from './metrics/layout.ts'
+import { buildRegistry, type SlotSource } from './metrics/registry.ts'
+import { startMetricsServer } from './metrics/server.ts'
+import { countDueDeliveries } from './db/queries/count-deliveries.ts'
+import type { Server } from 'node:http'
 
 export interface RunningService {
   readonly port: number
+  /** The /metrics port (0 when METRICS_PORT=0). */
+  readonly metricsPort: number
   readonly databaseUrl: string
   readonly listeners: readonly Supervised[]
   readonly delivery: Supervised | null
@@ -121,13 +128,20 @@ export async function startService (config: Config, log: Logger): Promise<Runnin
     }
   }
 
-  const init = (threadIndex: number) => (): WorkerInit => ({
-    config, databaseUrl, threadIndex, port, orgWindows, ipWindows,
+  // One metrics buffer per thread slot, reused by a replacement thread so counters keep counting.
+  const metricSources: SlotSource[] = []
+  const metricsFor = (thread: string): SharedArrayBuffer => {
+    const sab = allocateMetrics()
+    metricSources.push({ thread, slots: new Float64Array(sab) })
+    return sab
+  }
+  const init = (threadIndex: number, metrics: SharedArrayBuffer) => (): WorkerInit => ({
+    config, databaseUrl, threadIndex, port, orgWindows, ipWindows, metrics,
   })
 
   const spawnListener = async (i: number): Promise<Supervised> => {
     const listening = waitFor<number>(resolve => { onListening.push(resolve) })
-    const s = new Supervised({ name: `http-${i}`, file: workerUrl('http/thread'), init: init(i), log, onMessage: onListenerMessage, onRestart: onListenerRestart })
+    const s = new Supervised({ name: `http-${i}`, file: workerUrl('http/thread'), init: init(i, metricsFor(`http-${i}`)), log, onMessage: onListenerMessage, onRestart: onListenerRestart })
     const exited = s.exited().then(code => { throw new Error(`listener ${i} exited with code ${code} before listening`) })
     const got = await Promise.race([listening, exited])
     if (got < 0) {
@@ -152,7 +166,7 @@ export async function startService (config: Config, log: Logger): Promise<Runnin
     delivery = new Supervised({
       name: 'delivery',
       file: workerUrl('delivery/thread'),
-      init: init(0),
+      init: init(0, metricsFor('delivery')),
       log,
       onMessage: (w, raw) => {
         const m = parseDeliveryToPrimary(raw)
@@ -165,6 +179,19 @@ export async function startService (config: Config, log: Logger): Promise<Runnin
     broadcast({ v: 1, type: 'evict', organizationId, ack: 0 })
   })
   rotation.start()
+
+  let metricsServer: Server | null = null
+  let metricsPort = 0
+  if (config.metricsPort !== 0) {
+    const registry = buildRegistry({
+      sources: () => metricSources,
+      argon2Queue: () => argon2.queueSize,
+      dueDeliveries: async () => { try { return await countDueDeliveries(sql) } catch { return null } },
+    })
+    metricsServer = await startMetricsServer(registry, config.host, config.metricsPort, log)
+    const addr = metricsServer.address()
+    metricsPort = typeof addr === 'object' && addr !== null ? addr.port : config.metricsPort
+  }
   log.info({ port, threads: config.threads, delivery: config.deliveryEnabled, embedded: embedded !== null }, 'listening')
 
   let stopping: Promise<void> | null = null
@@ -173,6 +200,7 @@ export async function startService (config: Config, log: Logger): Promise<Runnin
       const deadline = Date.now() + config.shutdownTimeoutMs
       const left = (): number => Math.max(0, deadline - Date.now())
       rotation.stop()
+      metricsServer?.close()
       for (const l of listeners) { l.stopping = true; l.post({ v: 1, type: 'drain' } satisfies PrimaryToListener) }
       const exited = await Promise.all(listeners.map(async l => await l.stop(left(), false)))
       if (exited.includes(false)) log.error('listeners did not finish draining within SHUTDOWN_TIMEOUT_MS')
@@ -189,5 +217,5 @@ export async function startService (config: Config, log: Logger): Promise<Runnin
     return stopping
   }
 
-  return { port, databaseUrl, listeners, delivery, stop }
+  return { port, metricsPort, databaseUrl, listeners, delivery, stop }
 }

@@ -57,5 +57,8 @@ export class Argon2Pool {
     return p.then(v => v === true)
   }
 
+  /** Tasks waiting for a pool thread (a /metrics gauge). */
+  get queueSize (): number { return this.#pool.queueSize }
+
   close (): Promise<void> { return this.#pool.destroy() }
 }

@@ -13,6 +13,7 @@ import { isWellFormedKey, keyLookup } from './api-key.ts'
 import type { Argon2Client } from './argon2-client.ts'
 import { AuthEntry, KeyCache } from './key-cache.ts'
 import { TIER_LIMITS } from './tiers.ts'
+import type { ThreadMetrics } from '../metrics/counters.ts'
 
 export const MISSING_KEY = new ApiError('unauthorized', 'Missing X-API-Key header')
 export const INVALID_KEY = new ApiError('unauthorized', 'Invalid API key')
@@ -22,21 +23,21 @@ export class Authenticator {
   readonly #sql: Sql
   readonly #argon2: Argon2Client
   readonly #inflight = new Map<string, Promise<AuthEntry>>()
-  hits = 0
-  misses = 0
+  readonly #metrics: ThreadMetrics
 
-  constructor (sql: Sql, argon2: Argon2Client, cache: KeyCache) {
+  constructor (sql: Sql, argon2: Argon2Client, cache: KeyCache, metrics: ThreadMetrics) {
     this.#sql = sql
     this.#argon2 = argon2
     this.cache = cache
+    this.#metrics = metrics
   }
 
   /** Throws (synchronously) or rejects with an ApiError when the key is missing or invalid. */
   authenticate (key: string): AuthEntry | Promise<AuthEntry> {
     if (key === '') throw MISSING_KEY
     const hit = this.cache.get(key)
-    if (hit !== undefined) { this.hits++; return hit }
-    this.misses++
+    if (hit !== undefined) { this.#metrics.authCache(true); return hit }
+    this.#metrics.authCache(false)
     if (!isWellFormedKey(key) || this.cache.isRefused(key)) throw INVALID_KEY
     let p = this.#inflight.get(key)
     if (p === undefined) {

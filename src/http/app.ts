@@ -9,6 +9,7 @@ import { authed, open, publicLimited, fail, type Handler } from './pipeline.ts'
 import { sendError, sendPreflight } from './reply.ts'
 import { ApiError } from '../errors.ts'
 import type { Services } from './services.ts'
+import { routeIndex } from '../metrics/layout.ts'
 import { ingest } from './routes/events.ts'
 import { generateKey, keyInfo, rotate } from './routes/keys.ts'
 import { ackMany, ackOne, inbox } from './routes/inbox.ts'
@@ -20,28 +21,30 @@ interface Route { readonly path: string, readonly methods: Partial<Record<Method
 
 export function routes (s: Services, extra: readonly Route[] = []): Route[] {
   return [
-    { path: '/api/keys/generate', methods: { post: publicLimited(s, s.config.keygenRateLimit, generateKey) } },
-    { path: '/api/keys', methods: { get: authed(s, keyInfo, 'none') } },
-    { path: '/api/keys/rotate', methods: { post: authed(s, rotate, 'discard') } },
-    { path: '/api/webhook/config', methods: { post: authed(s, configureWebhook, 'json') } },
-    { path: '/api/webhook/secret/rotate', methods: { post: authed(s, rotateSecret, 'discard') } },
-    { path: '/api/webhook/replay', methods: { post: authed(s, replay, 'json') } },
-    { path: '/api/events', methods: { post: authed(s, ingest, 'json') } },
-    { path: '/api/events/:event_id/redeliver', methods: { post: authed(s, redeliver, 'discard', true) } },
-    { path: '/api/inbox', methods: { get: authed(s, inbox, 'none') } },
-    { path: '/api/ack/:event_id', methods: { post: authed(s, ackOne, 'discard', true) } },
-    { path: '/api/ack', methods: { post: authed(s, ackMany, 'json') } },
-    { path: '/health', methods: { get: open(s, live) } },
-    { path: '/health/live', methods: { get: open(s, live) } },
-    { path: '/health/ready', methods: { get: open(s, ready) } },
+    { path: '/api/keys/generate', methods: { post: publicLimited(s, 'keys_generate', s.config.keygenRateLimit, generateKey) } },
+    { path: '/api/keys', methods: { get: authed(s, 'keys_info', keyInfo, 'none') } },
+    { path: '/api/keys/rotate', methods: { post: authed(s, 'keys_rotate', rotate, 'discard') } },
+    { path: '/api/webhook/config', methods: { post: authed(s, 'webhook_config', configureWebhook, 'json') } },
+    { path: '/api/webhook/secret/rotate', methods: { post: authed(s, 'webhook_secret_rotate', rotateSecret, 'discard') } },
+    { path: '/api/webhook/replay', methods: { post: authed(s, 'webhook_replay', replay, 'json') } },
+    { path: '/api/events', methods: { post: authed(s, 'events_create', ingest, 'json') } },
+    { path: '/api/events/:event_id/redeliver', methods: { post: authed(s, 'events_redeliver', redeliver, 'discard', true) } },
+    { path: '/api/inbox', methods: { get: authed(s, 'inbox', inbox, 'none') } },
+    { path: '/api/ack/:event_id', methods: { post: authed(s, 'ack', ackOne, 'discard', true) } },
+    { path: '/api/ack', methods: { post: authed(s, 'ack_batch', ackMany, 'json') } },
+    { path: '/health', methods: { get: open(s, 'health', live) } },
+    { path: '/health/live', methods: { get: open(s, 'health', live) } },
+    { path: '/health/ready', methods: { get: open(s, 'health', ready) } },
     ...extra,
   ]
 }
 
+const UNMATCHED = routeIndex('unmatched')
+
 function otherMethod (s: Services, allow: string): Handler {
   const notAllowed = new ApiError('method_not_allowed')
   return (res, req) => {
-    const ctx = new Ctx(res, req, s.config.trustProxy, false)
+    const ctx = new Ctx(res, req, s.config.trustProxy, false, UNMATCHED)
     if (ctx.method === 'options') { sendPreflight(ctx); return }
     sendError(ctx, notAllowed, false, ['Allow', allow])
   }
@@ -59,7 +62,7 @@ export function buildApp (s: Services, extra: readonly Route[] = []): TemplatedA
   }
   const notFound = new ApiError('not_found')
   app.any('/*', (res, req) => {
-    const ctx = new Ctx(res, req, s.config.trustProxy, false)
+    const ctx = new Ctx(res, req, s.config.trustProxy, false, UNMATCHED)
     fail(ctx, notFound)
   })
   return app

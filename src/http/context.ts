@@ -42,9 +42,14 @@ export class Ctx {
   rateRemaining: number
   rateReset: number
   status: number
+  /** Index into metrics/layout.ts ROUTES. */
+  readonly route: number
+  readonly startedAt: number
 
-  constructor (res: HttpResponse, req: HttpRequest, trustProxy: boolean, hasParam: boolean) {
+  constructor (res: HttpResponse, req: HttpRequest, trustProxy: boolean, hasParam: boolean, route: number) {
     this.res = res
+    this.route = route
+    this.startedAt = performance.now()
     this.method = req.getMethod()
     this.url = req.getUrl()
     this.query = req.getQuery() ?? ''

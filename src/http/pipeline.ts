@@ -14,6 +14,7 @@ import { ApiError, coerceError } from '../errors.ts'
 import { AuthEntry } from '../auth/key-cache.ts'
 import { Decision } from '../rate-limit/limiter.ts'
 import type { Services } from './services.ts'
+import { routeIndex, type RouteName } from '../metrics/layout.ts'
 
 export type Body = Record<string, unknown> | null
 export type RouteFn = (ctx: Ctx, s: Services, body: Body) => void | Promise<void>
@@ -75,9 +76,10 @@ function authorized (ctx: Ctx, s: Services, entry: AuthEntry, fn: RouteFn, bodyP
 }
 
 /** A route behind X-API-Key and the organization's rate limit. */
-export function authed (s: Services, fn: RouteFn, mode: BodyMode, param = false): Handler {
+export function authed (s: Services, route: RouteName, fn: RouteFn, mode: BodyMode, param = false): Handler {
+  const r = routeIndex(route)
   return (res, req) => {
-    const ctx = new Ctx(res, req, s.config.trustProxy, param)
+    const ctx = new Ctx(res, req, s.config.trustProxy, param, r)
     let bodyP: BodyPromise = null
     if (mode !== 'none') bodyP = readBody(ctx)
     else track(ctx)
@@ -94,9 +96,10 @@ export function authed (s: Services, fn: RouteFn, mode: BodyMode, param = false)
 }
 
 /** A public route limited per client IP (key generation). */
-export function publicLimited (s: Services, limit: number, fn: RouteFn): Handler {
+export function publicLimited (s: Services, route: RouteName, limit: number, fn: RouteFn): Handler {
+  const r = routeIndex(route)
   return (res, req) => {
-    const ctx = new Ctx(res, req, s.config.trustProxy, false)
+    const ctx = new Ctx(res, req, s.config.trustProxy, false, r)
     const bodyP = readBody(ctx)
     const d = s.limiter.clientIp(ctx.clientIp, limit, decision)
     setRateHeaders(ctx, d)
@@ -106,9 +109,10 @@ export function publicLimited (s: Services, limit: number, fn: RouteFn): Handler
 }
 
 /** A public route with no body and no limit (health, docs). */
-export function open (s: Services, fn: RouteFn): Handler {
+export function open (s: Services, route: RouteName, fn: RouteFn): Handler {
+  const r = routeIndex(route)
   return (res, req) => {
-    const ctx = new Ctx(res, req, s.config.trustProxy, false)
+    const ctx = new Ctx(res, req, s.config.trustProxy, false, r)
     track(ctx)
     runRoute(ctx, s, fn, null)
   }

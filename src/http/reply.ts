@@ -7,6 +7,8 @@
 import fastJson from 'fast-json-stringify'
 import { inflight, type Ctx } from './context.ts'
 import { ApiError, type ErrorContext } from '../errors.ts'
+import { ThreadMetrics } from '../metrics/counters.ts'
+import { routeIndex } from '../metrics/layout.ts'
 
 const STATUS_LINES: Record<number, string> = {
   200: '200 OK', 201: '201 Created', 202: '202 Accepted', 204: '204 No Content',
@@ -16,8 +18,13 @@ const STATUS_LINES: Record<number, string> = {
 }
 
 let corsOrigin = '*'
-/** Set once at thread start from config (CORS_ORIGIN). */
-export function configureReply (origin: string): void { corsOrigin = origin }
+let metrics = new ThreadMetrics(null)
+const EVENTS_ROUTE = routeIndex('events_create')
+/** Set once at thread start: CORS_ORIGIN and this thread's metric slots. */
+export function configureReply (origin: string, m: ThreadMetrics): void {
+  corsOrigin = origin
+  metrics = m
+}
 
 export const serializeError = fastJson({
   type: 'object',
@@ -60,6 +67,7 @@ export function send (ctx: Ctx, status: number, body: string, headers: readonly 
   if (ctx.aborted || ctx.done) return
   ctx.finish()
   ctx.status = status
+  metrics.request(ctx.route, status, (performance.now() - ctx.startedAt) / 1000)
   // While draining, connections are closed after their response so clients reconnect elsewhere.
   const closeAfter = close || inflight.draining
   ctx.res.cork(() => {
@@ -71,6 +79,8 @@ export function send (ctx: Ctx, status: number, body: string, headers: readonly 
 
 export function sendError (ctx: Ctx, err: ApiError, close = false, headers: string[] | null = null): void {
   if (err.status >= 500) onServerError(ctx, err)
+  if (ctx.route === EVENTS_ROUTE && err.code !== 'duplicate_event') metrics.rejected(err.code)
+  if (err.code === 'rate_limit_exceeded') metrics.rateLimited(ctx.auth === null ? 'client_ip' : 'organization')
   const ctxFields: ErrorContext = err.context ?? {}
   const body = serializeError({ error: err.message, code: err.code, ...ctxFields })
   if (err.retryAfter > 0) (headers ??= []).push('Retry-After', String(err.retryAfter))
@@ -82,6 +92,7 @@ export function sendPreflight (ctx: Ctx): void {
   if (ctx.aborted || ctx.done) return
   ctx.finish()
   ctx.status = 204
+  metrics.request(ctx.route, 204, (performance.now() - ctx.startedAt) / 1000)
   ctx.res.cork(() => {
     ctx.res.writeStatus('204 No Content')
     ctx.res.writeHeader('X-Request-ID', ctx.requestId)

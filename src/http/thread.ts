@@ -22,6 +22,7 @@ import { configureReply, setServerErrorHook } from './reply.ts'
 import { ingestHooks } from './routes/events.ts'
 import { inflight, type Ctx } from './context.ts'
 import type { Services } from './services.ts'
+import { ThreadMetrics } from '../metrics/counters.ts'
 
 if (parentPort === null) throw new Error('http/thread.ts must run as a worker thread')
 const port = parentPort
@@ -31,7 +32,9 @@ if (init.orgWindows === null || init.ipWindows === null) throw new Error('listen
 
 const log = createLogger(config.logLevel, `http-${init.threadIndex}`)
 coarseClock.start()
-configureReply(config.corsOrigin)
+const metrics = new ThreadMetrics(init.metrics)
+const stopSampling = metrics.startRuntimeSampling()
+configureReply(config.corsOrigin, metrics)
 setServerErrorHook((ctx, err) => {
   log.error({ err, cause: err.cause, requestId: ctx.requestId, method: ctx.method, url: ctx.url, code: err.code }, 'request failed')
 })
@@ -40,7 +43,7 @@ const post = (m: ListenerToPrimary): void => { port.postMessage(m) }
 const sql = createDb({ url: init.databaseUrl, max: config.dbPoolSize, applicationName: `triggers-http-${init.threadIndex}` })
 const argon2 = new Argon2Client(port)
 const cache = new KeyCache(config.authCacheMax, config.authCacheTtlMs)
-const auth = new Authenticator(sql, argon2, cache)
+const auth = new Authenticator(sql, argon2, cache, metrics)
 const limiter = new Limiter(init.orgWindows, init.ipWindows)
 
 let lastBatchLog = 0
@@ -49,9 +52,11 @@ const writer = new Writer<Ctx>(sql, {
   maxQueue: config.writerMaxQueue,
   maxInFlight: Math.max(1, config.dbPoolSize - 1),
   dedupWindowSeconds: config.dedupWindowSeconds,
-}, ingestHooks((count, anyDue) => {
+}, ingestHooks(metrics, (count, anyDue) => {
   if (anyDue) post({ v: 1, type: 'committed', count })
 }, (size, ms) => {
+  metrics.batch(size, ms / 1000)
+  metrics.writerQueue(writer.outstanding)
   // One debug line per batch at most every second (STYLE C12: never one per event).
   const now = coarseClock.now()
   if (now - lastBatchLog > 1000) { lastBatchLog = now; log.debug({ size, ms }, 'batch committed') }
@@ -98,6 +103,7 @@ function drain (): Promise<void> {
     post({ v: 1, type: 'drained' })
     await sql.end({ timeout: 5 })
     coarseClock.stop()
+    stopSampling()
     port.close()
   })()
   return draining
@@ -143,7 +149,7 @@ buildApp(services).listen(config.host, init.port, socket => {
     log.fatal({ host: config.host, port: init.port }, 'could not listen')
     post({ v: 1, type: 'listening', port: -1 })
     draining = Promise.resolve()
-    sql.end({ timeout: 1 }).then(() => { coarseClock.stop(); port.close() }, retire)
+    sql.end({ timeout: 1 }).then(() => { coarseClock.stop(); stopSampling(); port.close() }, retire)
     return
   }
   listenSocket = socket

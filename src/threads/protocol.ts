@@ -23,6 +23,8 @@ export interface WorkerInit {
   /** Shared rate-limit tables (rate-limit/shared-window.ts); null for threads that do not limit. */
   readonly orgWindows: SharedArrayBuffer | null
   readonly ipWindows: SharedArrayBuffer | null
+  /** This thread's metric slots (metrics/layout.ts); kept across restarts of the same thread. */
+  readonly metrics: SharedArrayBuffer | null
 }
 
 export type ListenerToPrimary =
@@ -128,5 +130,5 @@ export function parseWorkerInit (d: unknown): Omit<WorkerInit, 'config'> & { con
     throw new TypeError('invalid workerData')
   }
   const sab = (x: unknown): SharedArrayBuffer | null => x instanceof SharedArrayBuffer ? x : null
-  return { config: d.config, databaseUrl: d.databaseUrl, threadIndex: d.threadIndex, port: d.port, orgWindows: sab(d.orgWindows), ipWindows: sab(d.ipWindows) }
+  return { config: d.config, databaseUrl: d.databaseUrl, threadIndex: d.threadIndex, port: d.port, orgWindows: sab(d.orgWindows), ipWindows: sab(d.ipWindows), metrics: sab(d.metrics) }
 }

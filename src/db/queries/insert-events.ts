@@ -1,6 +1,6 @@
 /**
- * The ingest writer's batch insert: one transaction, one statement for the events and their dedup
- * records, plus one read for the ids of duplicates when there are any. See bench/micro/README.md for
+ * The ingest writer's batch insert: one statement (so one implicit transaction) for the events and
+ * their dedup records, plus one read for the ids of duplicates when there are any. See bench/micro/README.md for
  * the measurement that chose a multi-row `unnest` insert over COPY: COPY cannot express the dedup
  * claim (`on conflict ... where expired`) in the same statement, and at the batch sizes the writer
  * reaches the unnest statement costs about the same.
@@ -35,8 +35,10 @@ export function dedupKey (organizationId: string, dedupId: string): string {
 
 export async function insertEvents (sql: Sql, b: EventBatch, createdAt: Date, dedupWindowSeconds: number): Promise<BatchResult> {
   const expiresAt = new Date(createdAt.getTime() + dedupWindowSeconds * 1000)
-  return await sql.begin(async tx => {
-    const rows = await tx<{ id: string, due: boolean }[]>`
+  // One statement is one implicit transaction: atomic and durable when it returns (synchronous_commit
+  // stays on), without the BEGIN and COMMIT round trips of an explicit transaction.
+  {
+    const rows = await sql<{ id: string, due: boolean }[]>`
       with input as (
         select * from unnest(${b.organizationIds}::uuid[], ${b.ids}::uuid[], ${b.types}::text[],
                              ${b.payloads}::text[], ${b.dedupIds}::text[])
@@ -69,7 +71,7 @@ export async function insertEvents (sql: Sql, b: EventBatch, createdAt: Date, de
       }
       if (orgs.length > 0) {
         // A new statement sees batches that committed while ours waited on their dedup rows.
-        const found = await tx<{ organization_id: string, dedup_id: string, event_id: string }[]>`
+        const found = await sql<{ organization_id: string, dedup_id: string, event_id: string }[]>`
           select k.organization_id, k.dedup_id, k.event_id
             from dedup_keys k
             join unnest(${orgs}::uuid[], ${dedups}::text[]) as t(o, d) on k.organization_id = t.o and k.dedup_id = t.d`
@@ -77,5 +79,5 @@ export async function insertEvents (sql: Sql, b: EventBatch, createdAt: Date, de
       }
     }
     return { inserted, anyDue, duplicates }
-  })
+  }
 }

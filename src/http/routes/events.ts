@@ -11,6 +11,7 @@ import { serialize } from '../schemas.ts'
 import { validateEvent } from '../../ingest/validate.ts'
 import { PendingEvent, type WriterHooks } from '../../ingest/writer.ts'
 import { ApiError } from '../../errors.ts'
+import type { ThreadMetrics } from '../../metrics/counters.ts'
 
 const FULL = new ApiError('unavailable', 'Too many events waiting to be written; retry shortly', null, { retryAfter: 1 })
 
@@ -21,12 +22,14 @@ export function ingest (ctx: Ctx, s: Services, body: Body): void {
 }
 
 /** The writer's answers to the requests it holds (module-level functions, STYLE C7). */
-export function ingestHooks (onCommitted: (count: number, anyDue: boolean) => void, onBatch: (size: number, ms: number) => void): WriterHooks<Ctx> {
+export function ingestHooks (metrics: ThreadMetrics, onCommitted: (count: number, anyDue: boolean) => void, onBatch: (size: number, ms: number) => void): WriterHooks<Ctx> {
   return {
     created (ev, createdAt) {
+      metrics.accepted()
       send(ev.owner, 201, serialize.created({ id: ev.id, type: ev.input.type, dedup_id: ev.input.dedupId, status: 'pending', created_at: createdAt }))
     },
     duplicate (ev, originalId) {
+      metrics.duplicate()
       sendError(ev.owner, new ApiError('duplicate_event', undefined, { dedup_id: ev.input.dedupId ?? '', event_id: originalId }))
     },
     failed (ev, err) { sendError(ev.owner, err) },
