@@ -15,6 +15,7 @@ import { generateKey, keyInfo, rotate } from './routes/keys.ts'
 import { ackMany, ackOne, inbox } from './routes/inbox.ts'
 import { configureWebhook, redeliver, replay, rotateSecret } from './routes/webhook.ts'
 import { live, ready } from './routes/health.ts'
+import { docs, openapi } from './routes/docs.ts'
 
 type Method = 'get' | 'post'
 interface Route { readonly path: string, readonly methods: Partial<Record<Method, Handler>> }
@@ -35,6 +36,8 @@ export function routes (s: Services, extra: readonly Route[] = []): Route[] {
     { path: '/health', methods: { get: open(s, 'health', live) } },
     { path: '/health/live', methods: { get: open(s, 'health', live) } },
     { path: '/health/ready', methods: { get: open(s, 'health', ready) } },
+    { path: '/openapi.json', methods: { get: open(s, 'openapi', openapi) } },
+    { path: '/docs', methods: { get: open(s, 'docs', docs) } },
     ...extra,
   ]
 }

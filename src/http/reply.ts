@@ -48,10 +48,10 @@ let onServerError: ErrorHook = () => {}
 /** The listener installs its logger here: 5xx are logged with their cause. */
 export function setServerErrorHook (hook: ErrorHook): void { onServerError = hook }
 
-function writeCommon (ctx: Ctx, status: number): void {
+function writeCommon (ctx: Ctx, status: number, contentType = 'application/json'): void {
   const res = ctx.res
   res.writeStatus(STATUS_LINES[status] ?? String(status))
-  res.writeHeader('Content-Type', 'application/json')
+  res.writeHeader('Content-Type', contentType)
   res.writeHeader('X-Request-ID', ctx.requestId)
   res.writeHeader('Access-Control-Allow-Origin', corsOrigin)
   res.writeHeader('Access-Control-Expose-Headers', 'X-Request-ID, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After')
@@ -74,6 +74,18 @@ export function send (ctx: Ctx, status: number, body: string, headers: readonly 
     writeCommon(ctx, status)
     if (headers !== null) for (let i = 0; i + 1 < headers.length; i += 2) ctx.res.writeHeader(headers[i]!, headers[i + 1]!)
     ctx.res.end(body, closeAfter)
+  })
+}
+
+/** A 200 document that is not an API response (the /docs page). */
+export function sendDocument (ctx: Ctx, contentType: string, body: string): void {
+  if (ctx.aborted || ctx.done) return
+  ctx.finish()
+  ctx.status = 200
+  metrics.request(ctx.route, 200, (performance.now() - ctx.startedAt) / 1000)
+  ctx.res.cork(() => {
+    writeCommon(ctx, 200, contentType)
+    ctx.res.end(body, inflight.draining)
   })
 }
 
