@@ -8,6 +8,7 @@
  * the other listeners on that port → delivery thread → rotation watch.
  * Shutdown order: listeners drain (stop accepting, answer, flush the writer) → delivery stops (in-flight
  * attempts finish or release their leases) → Argon2 pool → database client → embedded PostgreSQL.
+ * The primary also runs the once-a-minute retention purge (maintenance/retention.ts).
  */
 import type { Config } from './config/load.ts'
 import type { Logger } from './log.ts'
@@ -26,6 +27,7 @@ import { buildRegistry, type SlotSource } from './metrics/registry.ts'
 import { startMetricsServer } from './metrics/server.ts'
 import { countDueDeliveries } from './db/queries/count-deliveries.ts'
 import type { Server } from 'node:http'
+import { RetentionJob } from './maintenance/retention.ts'
 
 export interface RunningService {
   readonly port: number
@@ -179,6 +181,8 @@ export async function startService (config: Config, log: Logger): Promise<Runnin
     broadcast({ v: 1, type: 'evict', organizationId, ack: 0 })
   })
   rotation.start()
+  const retention = new RetentionJob(sql, log, config.retentionDays)
+  retention.start()
 
   let metricsServer: Server | null = null
   let metricsPort = 0
@@ -201,6 +205,7 @@ export async function startService (config: Config, log: Logger): Promise<Runnin
       const left = (): number => Math.max(0, deadline - Date.now())
       rotation.stop()
       metricsServer?.close()
+      await retention.stop()
       for (const l of listeners) { l.stopping = true; l.post({ v: 1, type: 'drain' } satisfies PrimaryToListener) }
       const exited = await Promise.all(listeners.map(async l => await l.stop(left(), false)))
       if (exited.includes(false)) log.error('listeners did not finish draining within SHUTDOWN_TIMEOUT_MS')
