@@ -15,7 +15,7 @@
  * The request is exactly API.md's: JSON body `{"id","type","data","timestamp"}` with the stored
  * payload text spliced in (never re-parsed) and the Standard Webhooks headers.
  */
-import { readFileSync } from 'node:fs'
+import { VERSION } from '../version.ts'
 import { isIP } from 'node:net'
 import { Agent } from 'undici'
 import type { ClaimedDelivery } from '../db/queries/claim-deliveries.ts'
@@ -27,14 +27,7 @@ const KEEP_BYTES = 4096
 const READ_MAX_BYTES = 64 * 1024
 const KEEP_ALIVE_MS = 4000
 
-function readVersion (): string {
-  // src/delivery/ and dist/delivery/ both sit two levels below the package root.
-  const raw: unknown = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'))
-  if (raw !== null && typeof raw === 'object' && 'version' in raw && typeof raw.version === 'string') return raw.version
-  return '0.0.0'
-}
-
-export const USER_AGENT = 'triggers-api/' + readVersion()
+export const USER_AGENT = 'triggers-api/' + VERSION
 
 // Header values must be visible ASCII; an event type outside that is sent percent-encoded (the body
 // always carries the exact type).

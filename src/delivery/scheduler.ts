@@ -26,6 +26,7 @@ import { claimDeliveries, nextDueAt, type ClaimedDelivery } from '../db/queries/
 import { completeDeliveries, Completion, releaseDeliveries, Release, type CompletionStatus } from '../db/queries/complete-deliveries.ts'
 import { DELIVERY_CHANNEL, deferOrganizations, sweepParkedEvents } from '../db/queries/schedule-deliveries.ts'
 import type { Logger } from '../log.ts'
+import type { ThreadMetrics } from '../metrics/counters.ts'
 import { EndpointTable, type Endpoint } from './breaker.ts'
 import { Dispatcher } from './dispatch.ts'
 import { AttemptResult, decide } from './retry-policy.ts'
@@ -51,16 +52,20 @@ export interface SchedulerOptions {
   readonly sql: Sql
   readonly config: Config
   readonly log: Logger
+  /** This thread's metric slots, or null to count nothing. */
+  readonly metrics: ThreadMetrics | null
   /** Breaker tuning (tests); defaults: 5 failures, 5 s cool-down doubling to 60 s. */
   readonly breakerThreshold?: number
   readonly breakerCooldownMs?: number
 }
 
 const STATUS: Record<'delivered' | 'retry' | 'dead', CompletionStatus> = { delivered: 'delivered', retry: 'failed', dead: 'dead_letter' }
+const OUTCOME = { delivered: 'delivered', retry: 'retry_scheduled', dead: 'dead_letter' } as const
 
 export class Scheduler {
   readonly #sql: Sql
   readonly #log: Logger
+  readonly #metrics: ThreadMetrics | null
   readonly #delays: readonly number[]
   readonly #leaseMs: number
   readonly #perEndpoint: number
@@ -150,6 +155,7 @@ export class Scheduler {
     const c = o.config
     this.#sql = o.sql
     this.#log = o.log
+    this.#metrics = o.metrics
     this.#delays = c.deliveryRetryDelaysMs
     this.#leaseMs = c.deliveryTimeoutMs + LEASE_MARGIN_MS
     this.#perEndpoint = c.deliveryPerEndpoint
@@ -289,12 +295,12 @@ export class Scheduler {
       ? Promise.resolve(new AttemptResult('network', 0, 'invalid webhook URL', null))
       : this.#dispatcher.attempt(d, target)
     attempt.then(
-      r => { this.#settle(d, ep, r) },
-      (err: unknown) => { this.#settle(d, ep, new AttemptResult('network', 0, 'internal error: ' + (err instanceof Error ? err.name : 'unknown'), null)) },
+      r => { this.#settle(d, ep, r, now) },
+      (err: unknown) => { this.#settle(d, ep, new AttemptResult('network', 0, 'internal error: ' + (err instanceof Error ? err.name : 'unknown'), null), now) },
     )
   }
 
-  #settle (d: ClaimedDelivery, ep: Endpoint, r: AttemptResult): void {
+  #settle (d: ClaimedDelivery, ep: Endpoint, r: AttemptResult, startedAt: number): void {
     const now = Date.now()
     const aborted = r.kind === 'aborted'
     const before = ep.state
@@ -310,6 +316,10 @@ export class Scheduler {
       this.#releases.push(new Release(d.organizationId, d.id, d.attempts, false, 0, r.error))
     } else {
       const dec = decide(r, d.seriesAttempt, this.#delays, now, Math.random())
+      if (this.#metrics !== null) {
+        this.#metrics.delivery(OUTCOME[dec.verdict], (now - startedAt) / 1000)
+        if (dec.verdict === 'delivered') this.#metrics.delivered((now - d.createdAt.getTime()) / 1000)
+      }
       this.#results.push(new Completion(d.organizationId, d.id, d.attempts, STATUS[dec.verdict], dec.delayMs,
         r.status === 0 ? null : r.status, r.error))
       if (dec.verdict !== 'delivered') {

@@ -20,6 +20,7 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { configFromWorkerData } from '../config/load.ts'
 import { createDb } from '../db/client.ts'
 import { createLogger } from '../log.ts'
+import { ThreadMetrics } from '../metrics/counters.ts'
 import { parsePrimaryToDelivery, parseWorkerInit, type DeliveryToPrimary } from '../threads/protocol.ts'
 import { Scheduler } from './scheduler.ts'
 
@@ -30,7 +31,9 @@ const init = parseWorkerInit(workerData)
 const config = configFromWorkerData(init.config)
 const log = createLogger(config.logLevel, 'delivery').child({ component: 'delivery', thread_index: init.threadIndex })
 const sql = createDb({ url: init.databaseUrl, max: Math.max(2, Math.min(config.dbPoolSize, 8)), applicationName: 'triggers-delivery' })
-const scheduler = new Scheduler({ sql, config, log })
+const metrics = new ThreadMetrics(init.metrics)
+const stopSampling = metrics.startRuntimeSampling()
+const scheduler = new Scheduler({ sql, config, log, metrics })
 let stopping = false
 
 function post (m: DeliveryToPrimary): void {
@@ -42,6 +45,7 @@ async function shutdown (deadlineMs: number): Promise<void> {
   try {
     await scheduler.stop(deadlineAt)
   } finally {
+    stopSampling()
     await sql.end({ timeout: 5 })
   }
 }
@@ -68,5 +72,8 @@ port.on('message', (raw: unknown) => {
 })
 
 await scheduler.start()
-log.info({ concurrency: config.deliveryConcurrency, per_endpoint: config.deliveryPerEndpoint, timeout_ms: config.deliveryTimeoutMs }, 'delivery thread ready')
-post({ v: 1, type: 'ready' })
+// A stop that arrived during start-up is already being handled: 'stopped' follows, 'ready' would mislead.
+if (!stopping) {
+  log.info({ concurrency: config.deliveryConcurrency, per_endpoint: config.deliveryPerEndpoint, timeout_ms: config.deliveryTimeoutMs }, 'delivery thread ready')
+  post({ v: 1, type: 'ready' })
+}

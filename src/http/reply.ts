@@ -73,8 +73,20 @@ export function send (ctx: Ctx, status: number, body: string, headers: readonly 
   ctx.res.cork(() => {
     writeCommon(ctx, status)
     if (headers !== null) for (let i = 0; i + 1 < headers.length; i += 2) ctx.res.writeHeader(headers[i]!, headers[i + 1]!)
-    ctx.res.end(body, closeAfter)
+    endWith(ctx, body, closeAfter)
   })
+}
+
+/**
+ * A response to HEAD carries the headers and never the body (RFC 9110 §9.3.2): uWS does not drop it
+ * by itself, and a client on a kept-alive connection would read those bytes as the next response.
+ * This uWS build leaves the response open when given a non-zero length (it waits for that many body
+ * bytes) and takes an omitted length only with keep-alive; so: no Content-Length, or 0 when closing.
+ */
+function endWith (ctx: Ctx, body: string, close: boolean): void {
+  if (ctx.method !== 'head') ctx.res.end(body, close)
+  else if (close) ctx.res.endWithoutBody(0, true)
+  else ctx.res.endWithoutBody()
 }
 
 /** A 200 document that is not an API response (the /docs page). */
@@ -85,7 +97,7 @@ export function sendDocument (ctx: Ctx, contentType: string, body: string): void
   metrics.request(ctx.route, 200, (performance.now() - ctx.startedAt) / 1000)
   ctx.res.cork(() => {
     writeCommon(ctx, 200, contentType)
-    ctx.res.end(body, inflight.draining)
+    endWith(ctx, body, inflight.draining)
   })
 }
 
@@ -112,6 +124,7 @@ export function sendPreflight (ctx: Ctx): void {
     ctx.res.writeHeader('Access-Control-Allow-Methods', 'GET, POST, OPTIONS')
     ctx.res.writeHeader('Access-Control-Allow-Headers', 'Content-Type, X-API-Key, X-Request-ID')
     ctx.res.writeHeader('Access-Control-Max-Age', '86400')
-    ctx.res.endWithoutBody(0)
+    // No length argument: a 204 must not carry Content-Length (RFC 9110 §8.6).
+    ctx.res.endWithoutBody()
   })
 }

@@ -22,6 +22,7 @@ import { configureReply, setServerErrorHook } from './reply.ts'
 import { ingestHooks } from './routes/events.ts'
 import { inflight, type Ctx } from './context.ts'
 import type { Services } from './services.ts'
+import { notifyDeliveries } from '../db/queries/schedule-deliveries.ts'
 import { ThreadMetrics } from '../metrics/counters.ts'
 
 if (parentPort === null) throw new Error('http/thread.ts must run as a worker thread')
@@ -47,13 +48,23 @@ const auth = new Authenticator(sql, argon2, cache, metrics)
 const limiter = new Limiter(init.orgWindows, init.ipWindows)
 
 let lastBatchLog = 0
+// Other nodes' delivery threads hear about new due events by NOTIFY, at most every 100 ms per thread:
+// NOTIFY serializes committing transactions, so it is kept off the per-batch path (this node's own
+// delivery thread is woken by message at once).
+let lastNotify = 0
+function notifyOtherNodes (): void {
+  const now = coarseClock.now()
+  if (now - lastNotify < 100) return
+  lastNotify = now
+  notifyDeliveries(sql).then(undefined, (err: unknown) => { log.warn({ err }, 'delivery NOTIFY failed; other nodes will poll') })
+}
 const writer = new Writer<Ctx>(sql, {
   maxBatch: config.writerMaxBatch,
   maxQueue: config.writerMaxQueue,
   maxInFlight: Math.max(1, config.dbPoolSize - 1),
   dedupWindowSeconds: config.dedupWindowSeconds,
 }, ingestHooks(metrics, (count, anyDue) => {
-  if (anyDue) post({ v: 1, type: 'committed', count })
+  if (anyDue) { post({ v: 1, type: 'committed', count }); notifyOtherNodes() }
 }, (size, ms) => {
   metrics.batch(size, ms / 1000)
   metrics.writerQueue(writer.outstanding)

@@ -90,7 +90,9 @@ export interface RegistryHooks {
 
 export function buildRegistry (hooks: RegistryHooks): Registry {
   const registry = new Registry()
-  collectDefaultMetrics({ register: registry, prefix: 'triggers_process_' })
+  // prom-client's default names already start with process_ / nodejs_: the prefix is the namespace only
+  // (triggers_process_resident_memory_bytes, triggers_nodejs_heap_size_used_bytes).
+  collectDefaultMetrics({ register: registry, prefix: 'triggers_' })
   for (const key of Object.keys(METRICS) as MetricKey[]) {
     // prom-client accepts any object with name/help/type/get(); see Registry.getMetricsAsString.
     registry.registerMetric(new SlotMetric(key, hooks.sources) as unknown as Parameters<Registry['registerMetric']>[0])
