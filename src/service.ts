@@ -138,7 +138,9 @@ export async function startService (config: Config, log: Logger): Promise<Runnin
     return sab
   }
   const init = (threadIndex: number, metrics: SharedArrayBuffer) => (): WorkerInit => ({
-    config, databaseUrl, threadIndex, port, orgWindows, ipWindows, metrics,
+    config, databaseUrl, threadIndex, port, orgWindows, ipWindows,
+    // With /metrics off, threads get no buffer and count nothing (NoopMetrics).
+    metrics: config.metricsPort === 0 ? null : metrics,
   })
 
   const spawnListener = async (i: number): Promise<Supervised> => {

@@ -47,6 +47,7 @@ export const ENV = {
   trustProxy: { name: 'TRUST_PROXY', type: { kind: 'bool' }, default: 'false', doc: 'take the client IP from X-Forwarded-For (behind a trusted proxy only)' },
   dbPoolSize: { name: 'DB_POOL_SIZE', type: int(1, 100), default: '4', doc: 'PostgreSQL connections per listener thread' },
   writerMaxBatch: { name: 'WRITER_MAX_BATCH', type: int(1, 10_000), default: '512', doc: 'most events in one write transaction' },
+  writerMaxInFlight: { name: 'WRITER_MAX_IN_FLIGHT', type: int(1, 64), default: '2', doc: 'write statements in flight per listener thread (at most DB_POOL_SIZE - 1)' },
   writerMaxQueue: { name: 'WRITER_MAX_QUEUE', type: int(1, 1_000_000), default: '8192', doc: 'events waiting per listener thread before new ones get 503' },
   authCacheMax: { name: 'AUTH_CACHE_MAX', type: int(1, 10_000_000), default: '10000', doc: 'verified keys kept per listener thread' },
   authCacheTtlMs: { name: 'AUTH_CACHE_TTL_MS', type: MS, default: '300000', doc: 'how long a verified key is trusted without re-checking' },

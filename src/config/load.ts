@@ -33,6 +33,7 @@ export interface Config {
   readonly dbPoolSize: number
   readonly writerMaxBatch: number
   readonly writerMaxQueue: number
+  readonly writerMaxInFlight: number
   readonly authCacheMax: number
   readonly authCacheTtlMs: number
   readonly argon2Threads: number

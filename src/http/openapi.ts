@@ -16,11 +16,14 @@ interface Op {
   readonly description: string
   readonly auth: boolean
   readonly request: SchemaName | null
-  readonly success: { readonly status: number, readonly schema: SchemaName }
+  /** The success body: a named schema (application/json), or a document of another media type. */
+  readonly success: { readonly status: number, readonly schema: SchemaName } | { readonly status: number, readonly document: DocumentBody }
   readonly errors: readonly ErrorCode[]
   readonly query?: readonly { name: string, description: string, schema: Record<string, unknown> }[]
   readonly pathParam?: string
 }
+
+interface DocumentBody { readonly mediaType: string, readonly schema: Record<string, unknown>, readonly description: string }
 
 const AUTH_ERRORS: readonly ErrorCode[] = ['unauthorized', 'rate_limit_exceeded', 'unavailable']
 
@@ -47,6 +50,8 @@ export const OPERATIONS: readonly Op[] = [
   { method: 'get', path: '/health', summary: 'Liveness', description: 'No auth, no rate limit.', auth: false, request: null, success: { status: 200, schema: 'HealthResponse' }, errors: [] },
   { method: 'get', path: '/health/live', summary: 'Liveness', description: 'No auth, no rate limit.', auth: false, request: null, success: { status: 200, schema: 'HealthResponse' }, errors: [] },
   { method: 'get', path: '/health/ready', summary: 'Readiness: the database answers', description: '503 with status not_ready when the database does not answer within a second.', auth: false, request: null, success: { status: 200, schema: 'ReadyResponse' }, errors: [] },
+  { method: 'get', path: '/openapi.json', summary: 'This document', description: 'OpenAPI 3.1, built from the schemas the service validates and serializes with. No auth, no rate limit.', auth: false, request: null, success: { status: 200, document: { mediaType: 'application/json', schema: { type: 'object', required: ['openapi', 'info', 'paths'] }, description: 'The OpenAPI 3.1 document' } }, errors: [] },
+  { method: 'get', path: '/docs', summary: 'This document as HTML', description: 'A self-contained page (no scripts, nothing fetched from elsewhere). No auth, no rate limit.', auth: false, request: null, success: { status: 200, document: { mediaType: 'text/html', schema: { type: 'string' }, description: 'The API reference page' } }, errors: [] },
 ]
 
 function errorResponses (codes: readonly ErrorCode[]): Record<string, unknown> {
@@ -79,7 +84,9 @@ export function buildOpenApi (version: string): Record<string, unknown> {
       description: op.description,
       security: op.auth ? [{ ApiKey: [] }] : [],
       responses: {
-        [String(op.success.status)]: { description: 'Success', content: { 'application/json': { schema: { $ref: `#/components/schemas/${op.success.schema}` } } } },
+        [String(op.success.status)]: 'document' in op.success
+          ? { description: op.success.document.description, content: { [op.success.document.mediaType]: { schema: op.success.document.schema } } }
+          : { description: 'Success', content: { 'application/json': { schema: { $ref: `#/components/schemas/${op.success.schema}` } } } },
         ...errorResponses(op.errors),
       },
     }
@@ -117,7 +124,9 @@ export function renderDocs (doc: Record<string, unknown>): string {
     parts.push(`<section><h2><span class="m">${op.method.toUpperCase()}</span> ${esc(op.path)}</h2>` +
       `<p><b>${esc(op.summary)}.</b> ${esc(op.description)} ${op.auth ? 'Requires <code>X-API-Key</code>.' : 'No authentication.'}</p>` +
       (op.request !== null ? `<h3>Request body</h3><pre>${esc(JSON.stringify(schemas[op.request], null, 2))}</pre>` : '') +
-      `<h3>${op.success.status} response</h3><pre>${esc(JSON.stringify(schemas[op.success.schema], null, 2))}</pre>` +
+      `<h3>${op.success.status} response</h3>` + ('document' in op.success
+        ? `<p>${esc(op.success.document.description)} (<code>${esc(op.success.document.mediaType)}</code>).</p>`
+        : `<pre>${esc(JSON.stringify(schemas[op.success.schema], null, 2))}</pre>`) +
       (op.errors.length > 0 ? `<p>Errors: ${op.errors.map(c => `<code>${c}</code>`).join(', ')}</p>` : '') +
       '</section>')
   }

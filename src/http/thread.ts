@@ -33,7 +33,7 @@ if (init.orgWindows === null || init.ipWindows === null) throw new Error('listen
 
 const log = createLogger(config.logLevel, `http-${init.threadIndex}`)
 coarseClock.start()
-const metrics = new ThreadMetrics(init.metrics)
+const metrics = ThreadMetrics.forThread(init.metrics)
 const stopSampling = metrics.startRuntimeSampling()
 configureReply(config.corsOrigin, metrics)
 setServerErrorHook((ctx, err) => {
@@ -61,7 +61,8 @@ function notifyOtherNodes (): void {
 const writer = new Writer<Ctx>(sql, {
   maxBatch: config.writerMaxBatch,
   maxQueue: config.writerMaxQueue,
-  maxInFlight: Math.max(1, config.dbPoolSize - 1),
+  // Keep one connection for reads (auth lookups, inbox) when the pool allows it.
+  maxInFlight: Math.max(1, Math.min(config.writerMaxInFlight, config.dbPoolSize - 1)),
   dedupWindowSeconds: config.dedupWindowSeconds,
 }, ingestHooks(metrics, (count, anyDue) => {
   if (anyDue) { post({ v: 1, type: 'committed', count }); notifyOtherNodes() }

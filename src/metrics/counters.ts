@@ -1,8 +1,9 @@
 /**
  * Hot-path metric writes (STYLE C12): plain numeric stores into this thread's slots, no prom-client
  * objects, no label hashing, no allocation. Each method is a few array operations. One instance per
- * thread, over the SharedArrayBuffer the primary gave it; a thread without one gets a private buffer
- * (nobody scrapes it, nothing breaks).
+ * thread, over the SharedArrayBuffer the primary gave it. With METRICS_PORT=0 the primary gives none
+ * and the thread uses NoopMetrics, decided once at start (STYLE C8): every method is empty, which is
+ * also the baseline bench/ compares against to measure what metrics cost.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { getHeapStatistics } from 'node:v8'
@@ -27,6 +28,11 @@ export class ThreadMetrics {
 
   constructor (sab: SharedArrayBuffer | null) {
     this.slots = new Float64Array(sab ?? allocateMetrics())
+  }
+
+  /** The metrics of a thread: counting into `sab`, or doing nothing when there is none. */
+  static forThread (sab: SharedArrayBuffer | null): ThreadMetrics {
+    return sab === null ? new NoopMetrics(null) : new ThreadMetrics(sab)
   }
 
   request (route: number, status: number, seconds: number): void {
@@ -81,4 +87,19 @@ export class ThreadMetrics {
     t.unref()
     return () => { clearInterval(t); h.disable() }
   }
+}
+
+/** Metrics turned off (METRICS_PORT=0): same interface, no work. */
+export class NoopMetrics extends ThreadMetrics {
+  override request (): void {}
+  override accepted (): void {}
+  override duplicate (): void {}
+  override rejected (): void {}
+  override rateLimited (): void {}
+  override authCache (): void {}
+  override batch (): void {}
+  override writerQueue (): void {}
+  override delivery (): void {}
+  override delivered (): void {}
+  override startRuntimeSampling (): () => void { return () => {} }
 }

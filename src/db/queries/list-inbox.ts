@@ -33,7 +33,7 @@ export async function listInbox (sql: Sql, q: InboxQuery): Promise<InboxRow[]> {
   const statusFilter = q.status === null ? sql`status <> 'delivered'` : sql`status = ${q.status}`
   const keyset = q.after === null
     ? sql``
-    : sql`and (created_at, id) <= (${q.after.createdAt}::timestamptz, ${q.after.id}::uuid)`
+    : sql`and (created_at, id) < (${q.after.createdAt}::timestamptz, ${q.after.id}::uuid)`
   const offset = q.after === null && q.offset > 0 ? sql`offset ${q.offset}` : sql``
   return await sql<InboxRow[]>`
     select id, type, payload, dedup_id, status, attempts, response_status, last_error,
