@@ -1,0 +1,62 @@
+# syntax=docker/dockerfile:1
+#
+# Triggers API container image.
+#
+#   docker build -t triggers-api:0.1.0 .          (or scripts/docker-build.sh)
+#   docker run --init -e DATABASE_URL=postgres://... -p 8080:8080 -p 9090:9090 triggers-api:0.1.0
+#
+# Reviewed, not built where it was written: the development machine has no Docker engine.
+#
+# Why bookworm-slim (Debian 12, glibc 2.36) and Node 20: the uWebSockets.js native binary
+# (@trufflesuite/uws-js-unofficial@20.30.0-unofficial.0, loaded in src/http/uws.ts) ships builds for
+# Node 16/18/20 only (ABI 93/108/115) and needs glibc >= 2.27 on Linux x64 or arm64. Alpine (musl)
+# and Node 22+ do not work: start-up stops with one line naming the missing binary.
+
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+# ---- build: install everything from the lockfile, compile src/ to dist/, drop dev dependencies ----
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build \
+ && npm prune --omit=dev --no-audit --no-fund
+
+# ---- runtime: compiled JavaScript, production node_modules, migrations; no compiler, no src/ ----
+FROM ${NODE_IMAGE} AS runtime
+ENV NODE_ENV=production \
+    HOST=0.0.0.0 \
+    PORT=8080 \
+    METRICS_PORT=9090
+# DATABASE_URL is expected from the environment (docker run -e, a Kubernetes Secret, fly secrets).
+# Without it the service starts an embedded PostgreSQL under DATA_DIR (default ./.data, i.e.
+# /app/.data), which needs a writable DATA_DIR (a volume owned by uid 1000). That is for trying the
+# image out, not for production images: the files are owned by root and read-only for the service.
+WORKDIR /app
+COPY --from=build /app/package.json ./package.json
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY sql ./sql
+# bin/ and scripts/ensure-build.js are the `triggers-api` command. Its ensureBuild() compares
+# dist/ with src/, and src/ is not in this image, so run the compiled entry point directly:
+# `node dist/cli.js serve | migrate | keygen --org NAME --tier T`.
+COPY bin ./bin
+COPY scripts/ensure-build.js ./scripts/ensure-build.js
+
+# The image's `node` user, given numerically (uid/gid 1000) so that Kubernetes runAsNonRoot can
+# verify it is not root.
+USER 1000:1000
+EXPOSE 8080 9090
+
+# Readiness, not liveness: 503 while PostgreSQL is unreachable. Only `docker run` and Compose use
+# this; Fly.io and Kubernetes use their own checks (fly.toml, deploy/kubernetes.yaml).
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/health/ready').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+
+# SIGTERM drains (stop accepting, answer requests already read, flush the writer, finish or release
+# deliveries) and exits 0 within SHUTDOWN_TIMEOUT_MS (default 30 s): give the runtime a longer
+# stop timeout than that (docker stop -t 40, Kubernetes terminationGracePeriodSeconds 40).
+STOPSIGNAL SIGTERM
+CMD ["node", "dist/cli.js", "serve"]
