@@ -3,6 +3,8 @@
 // set (CI has one); otherwise an embedded PostgreSQL is started under .test-data/ for the run and
 // stopped afterwards. Extra arguments are passed to `node --test` (e.g. a single file).
 import { spawn } from 'node:child_process'
+import { readdirSync } from 'node:fs'
+import path from 'node:path'
 import { register } from 'tsx/esm/api'
 
 register()
@@ -14,9 +16,19 @@ if (!process.env.DATABASE_URL) {
   embedded = await startEmbedded('.test-data')
 }
 const env = { ...process.env, DATABASE_URL: process.env.DATABASE_URL || embedded.url }
+// Node 20's --test does not expand globs, so the test files are listed here.
+function findTests (dir) {
+  const out = []
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name)
+    if (e.isDirectory()) out.push(...findTests(p))
+    else if (e.name.endsWith('.test.ts')) out.push(p)
+  }
+  return out.sort()
+}
 const files = process.argv.slice(2)
 const args = ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-timeout=120000',
-  ...(files.length > 0 ? files : ['test/**/*.test.ts'])]
+  ...(files.length > 0 ? files : findTests('test'))]
 const child = spawn(process.execPath, args, { stdio: 'inherit', env })
 const code = await new Promise(resolve => child.on('exit', (c, s) => resolve(c ?? (s ? 1 : 0))))
 if (embedded) await embedded.stop()

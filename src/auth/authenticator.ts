@@ -18,11 +18,21 @@ import type { ThreadMetrics } from '../metrics/counters.ts'
 export const MISSING_KEY = new ApiError('unauthorized', 'Missing X-API-Key header')
 export const INVALID_KEY = new ApiError('unauthorized', 'Invalid API key')
 
+/** A verification in progress and the cache generation it began in. */
+class Verification {
+  readonly promise: Promise<AuthEntry>
+  readonly generation: number
+  constructor (promise: Promise<AuthEntry>, generation: number) {
+    this.promise = promise
+    this.generation = generation
+  }
+}
+
 export class Authenticator {
   readonly cache: KeyCache
   readonly #sql: Sql
   readonly #argon2: Argon2Client
-  readonly #inflight = new Map<string, Promise<AuthEntry>>()
+  readonly #inflight = new Map<string, Verification>()
   readonly #metrics: ThreadMetrics
 
   constructor (sql: Sql, argon2: Argon2Client, cache: KeyCache, metrics: ThreadMetrics) {
@@ -39,15 +49,18 @@ export class Authenticator {
     if (hit !== undefined) { this.#metrics.authCache(true); return hit }
     this.#metrics.authCache(false)
     if (!isWellFormedKey(key) || this.cache.isRefused(key)) throw INVALID_KEY
-    let p = this.#inflight.get(key)
-    if (p === undefined) {
-      p = this.#verify(key)
-      this.#inflight.set(key, p)
-      const clear = (): void => { this.#inflight.delete(key) }
-      // Observed by every caller that awaits `p`; these handlers only clean the map.
-      p.then(clear, clear)
+    let v = this.#inflight.get(key)
+    // A verification begun before an eviction may have read a row that a rotation has since replaced:
+    // a request arriving after the eviction must not take its answer, so it starts its own.
+    if (v === undefined || v.generation !== this.cache.generation) {
+      const started = new Verification(this.#verify(key), this.cache.generation)
+      this.#inflight.set(key, started)
+      const clear = (): void => { if (this.#inflight.get(key) === started) this.#inflight.delete(key) }
+      // Observed by every caller that awaits the promise; these handlers only clean the map.
+      started.promise.then(clear, clear)
+      v = started
     }
-    return p
+    return v.promise
   }
 
   async #verify (key: string): Promise<AuthEntry> {

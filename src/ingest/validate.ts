@@ -20,13 +20,20 @@ export class EventInput {
   }
 }
 
+export function codePoints (s: string): number {
+  let n = 0
+  for (const _ of s) n++
+  return n
+}
+
 function checkString (v: unknown, name: string, details: Record<string, string>, required: boolean): string | null {
   if (v === undefined || v === null) {
     if (required) details[name] = 'is required'
     return null
   }
   if (typeof v !== 'string') { details[name] = 'must be a string'; return null }
-  if (v.length === 0 || v.length > 255) { details[name] = 'must be 1-255 characters'; return null }
+  // Characters are code points, as PostgreSQL's char_length counts them (an emoji is one).
+  if (v.length === 0 || (v.length > 255 && codePoints(v) > 255)) { details[name] = 'must be 1-255 characters'; return null }
   return v
 }
 

@@ -15,6 +15,7 @@ import { isTier, TIER_LIMITS, type Tier } from '../../auth/tiers.ts'
 import { findOrganization, insertOrganization, rotateKey } from '../../db/queries/organizations.ts'
 import { dbError, isUniqueViolation } from '../../db/errors.ts'
 import { randomUUID } from 'node:crypto'
+import { codePoints } from '../../ingest/validate.ts'
 
 const GENERATED_MESSAGE = "Save this API key securely - it won't be shown again"
 const ROTATED_MESSAGE = 'API key rotated successfully - update your applications immediately'
@@ -31,7 +32,7 @@ function parseGenerate (body: Body): { name: string, tier: Tier } {
   else {
     name = raw.trim()
     if (name.length === 0) details.organization_name = 'must not be blank'
-    else if (name.length > 255) details.organization_name = 'must be at most 255 characters'
+    else if (name.length > 255 && codePoints(name) > 255) details.organization_name = 'must be at most 255 characters'
   }
   const tier = body.tier ?? 'free'
   if (!isTier(tier)) details.tier = 'must be one of free, pro, business, enterprise'
