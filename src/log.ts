@@ -14,6 +14,9 @@ export const REDACT_PATHS = [
   'payload', '*.payload', 'body', '*.body',
   'headers["x-api-key"]', '*.headers["x-api-key"]',
   'databaseUrl',
+  // PostgreSQL errors: `detail` can quote the failing row ("Failing row contains (..., {payload}, ...)"),
+  // and postgres.js attaches the bound `parameters` (enumerable in its debug mode).
+  'detail', '*.detail', 'parameters', '*.parameters',
 ]
 
 export function createLogger (level: LogLevel, thread: string): Logger {

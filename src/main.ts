@@ -5,7 +5,7 @@
  */
 import { ConfigError, loadConfig, redactConfig, type Config } from './config/load.ts'
 import { createLogger } from './log.ts'
-import { startService } from './service.ts'
+import { startService, type RunningService } from './service.ts'
 
 export async function serve (): Promise<void> {
   let config: Config
@@ -22,25 +22,31 @@ export async function serve (): Promise<void> {
   process.on('uncaughtException', err => { log.fatal({ err }, 'uncaught exception'); process.exit(1) })
   process.on('unhandledRejection', err => { log.fatal({ err }, 'unhandled rejection'); process.exit(1) })
   log.info({ config: redactConfig(config) }, 'starting')
-  let service
-  try {
-    service = await startService(config, log)
-  } catch (err) {
-    log.fatal({ err }, 'start-up failed')
-    process.exit(1)
-  }
-  const running = service
+  // Signals are handled from here on: one arriving during start-up (the first listener already
+  // answers) stops the service as soon as it has started, in order, instead of killing the process
+  // with a listener mid-request and an embedded PostgreSQL left behind.
+  let running: RunningService | null = null
   let signals = 0
-  const onSignal = (signal: NodeJS.Signals): void => {
-    if (++signals > 1) { log.warn({ signal }, 'second signal: exiting now'); process.exit(1) }
-    log.info({ signal }, 'shutting down')
-    const hard = setTimeout(() => { log.error('shutdown timed out'); process.exit(1) }, config.shutdownTimeoutMs + 5000)
-    hard.unref()
-    running.stop().then(() => { process.exit(0) }, (err: unknown) => {
+  const stop = (svc: RunningService): void => {
+    svc.stop().then(() => { process.exit(0) }, (err: unknown) => {
       log.fatal({ err }, 'shutdown failed')
       process.exit(1)
     })
   }
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (++signals > 1) { log.warn({ signal }, 'second signal: exiting now'); process.exit(1) }
+    log.info({ signal, starting: running === null }, 'shutting down')
+    const hard = setTimeout(() => { log.error('shutdown timed out'); process.exit(1) }, config.shutdownTimeoutMs + 5000)
+    hard.unref()
+    if (running !== null) stop(running)
+  }
   process.on('SIGTERM', onSignal)
   process.on('SIGINT', onSignal)
+  try {
+    running = await startService(config, log)
+  } catch (err) {
+    log.fatal({ err }, 'start-up failed')
+    process.exit(1)
+  }
+  if (signals > 0) stop(running)
 }

@@ -49,7 +49,8 @@ export async function startService (config: Config, log: Logger): Promise<Runnin
   let databaseUrl = config.databaseUrl
   if (databaseUrl === null) {
     log.info({ dataDir: config.dataDir }, 'DATABASE_URL is unset: starting the embedded PostgreSQL')
-    embedded = await startEmbedded(config.dataDir, msg => { log.debug({ component: 'embedded-postgres' }, msg.trim()) })
+    // main.ts stops the service (and the embedded PostgreSQL, last) on SIGTERM/SIGINT.
+    embedded = await startEmbedded(config.dataDir, msg => { log.debug({ component: 'embedded-postgres' }, msg.trim()) }, { callerHandlesSignals: true })
     databaseUrl = embedded.url
   }
   const sql: Sql = createDb({ url: databaseUrl, max: 2, applicationName: 'triggers-primary' })

@@ -4,7 +4,7 @@
  * unknown path is 404 `not_found`. Listener threads only.
  */
 import { uws, type TemplatedApp } from './uws.ts'
-import { Ctx } from './context.ts'
+import { Ctx, inflight } from './context.ts'
 import { authed, open, publicLimited, fail, type Handler } from './pipeline.ts'
 import { sendError, sendPreflight } from './reply.ts'
 import { ApiError } from '../errors.ts'
@@ -44,6 +44,18 @@ export function routes (s: Services, extra: readonly Route[] = []): Route[] {
 
 const UNMATCHED = routeIndex('unmatched')
 
+/**
+ * After a drain has released this thread's database (context.ts `inflight.closed`), a request that
+ * still arrives on an idle keep-alive connection is refused at the connection level: closed with no
+ * response bytes, which clients treat as safe to retry, instead of a 5xx from a released pool.
+ */
+function refuseWhenClosed (h: Handler): Handler {
+  return (res, req) => {
+    if (inflight.closed) { res.close(); return }
+    h(res, req)
+  }
+}
+
 function otherMethod (s: Services, allow: string): Handler {
   const notAllowed = new ApiError('method_not_allowed')
   return (res, req) => {
@@ -58,15 +70,15 @@ export function buildApp (s: Services, extra: readonly Route[] = []): TemplatedA
   for (const r of routes(s, extra)) {
     const allow = ['OPTIONS']
     for (const [method, handler] of Object.entries(r.methods) as [Method, Handler][]) {
-      app[method](r.path, handler)
+      app[method](r.path, refuseWhenClosed(handler))
       allow.unshift(method.toUpperCase())
     }
-    app.any(r.path, otherMethod(s, allow.join(', ')))
+    app.any(r.path, refuseWhenClosed(otherMethod(s, allow.join(', '))))
   }
   const notFound = new ApiError('not_found')
-  app.any('/*', (res, req) => {
+  app.any('/*', refuseWhenClosed((res, req) => {
     const ctx = new Ctx(res, req, s.config.trustProxy, false, UNMATCHED)
     fail(ctx, notFound)
-  })
+  }))
   return app
 }

@@ -12,8 +12,13 @@ const ID_RE = /^[\x21-\x7e]{1,200}$/
 const idPrefix = randomBytes(6).toString('hex')
 let idCounter = 0
 
-/** Requests received and not yet answered or aborted on this thread (graceful drain waits for 0). */
-export const inflight = { count: 0, draining: false }
+/**
+ * Requests received and not yet answered or aborted on this thread (graceful drain waits for 0);
+ * `lastStart` is when the latest request arrived (performance.now()), so the drain can wait for a
+ * quiet moment; `closed` is set once the drain has released the database: any request after that is
+ * refused at the connection level (app.ts).
+ */
+export const inflight = { count: 0, draining: false, closed: false, lastStart: 0 }
 
 function newRequestId (): string {
   idCounter = (idCounter + 1) >>> 0
@@ -77,6 +82,7 @@ export class Ctx {
     this.rateReset = 0
     this.status = 0
     inflight.count++
+    inflight.lastStart = this.startedAt
   }
 
   /** Marks the request finished (answered or aborted); idempotent. */

@@ -99,19 +99,35 @@ let listenSocket: ListenSocket | null = null
 let draining: Promise<void> | null = null
 
 /**
- * Stop accepting, answer every request already read (each with Connection: close), commit what the
- * writer holds, then release everything this thread holds. The thread then ends by itself once uWS
- * has closed the remaining idle keep-alive connections (its idle timeout is 10 s). It never calls
- * process.exit: uWS aborts the whole process if a worker's loop closes with sockets open.
+ * A keep-alive client that got its previous response just before the drain began has its next request
+ * already on the way; the drain keeps answering (with Connection: close) until no request has arrived
+ * for this long, so such requests get a real answer instead of a closed connection.
+ */
+const DRAIN_QUIET_MS = 100
+
+function busy (): boolean {
+  return inflight.count > 0 || writer.outstanding > 0 || performance.now() - inflight.lastStart < DRAIN_QUIET_MS
+}
+
+/**
+ * Stop accepting, answer every request already read and every request arriving on an open connection
+ * until a quiet moment (each answered with Connection: close), commit what the writer holds, then
+ * release everything this thread holds. A request arriving on an idle keep-alive connection after that
+ * is refused by closing its connection (no response bytes: the client may safely retry elsewhere),
+ * never answered from a released database. The thread then ends by itself once uWS has closed the
+ * remaining idle keep-alive connections (its idle timeout is 10 s). It never calls process.exit: uWS
+ * aborts the whole process if a worker's loop closes with sockets open.
  */
 function drain (): Promise<void> {
   draining ??= (async () => {
     inflight.draining = true
     if (listenSocket !== null) { uws.us_listen_socket_close(listenSocket); listenSocket = null }
-    while (inflight.count > 0 || writer.outstanding > 0) {
+    while (busy()) {
       await writer.idle()
-      if (inflight.count > 0) await new Promise(resolve => setTimeout(resolve, 5))
+      if (busy()) await new Promise(resolve => setTimeout(resolve, 5))
     }
+    inflight.closed = true
+    log.info('drained: answered every request received; later requests on open connections are refused')
     post({ v: 1, type: 'drained' })
     await sql.end({ timeout: 5 })
     coarseClock.stop()
