@@ -2,7 +2,7 @@
  * The only place that calls postgres() (STYLE C11). Each thread makes its own client with a pool
  * sized from config; prepared statements stay on. Timeouts are short so an unreachable database turns
  * into a fast 503 instead of a hang: connecting gives up after `connectTimeoutS`, and idle
- * connections are recycled.
+ * connections are recycled; reconnect back-off is capped so queued queries fail fast too.
  *
  * Sockets are opened here with TCP_NODELAY: postgres.js uses a plain net.Socket (Nagle on), and its
  * COPY and pipelined writes then wait out delayed ACKs — 88 ms per COPY batch in
@@ -21,24 +21,23 @@ export interface DbOptions {
   readonly connectTimeoutS?: number
 }
 
-/** postgres.js accepts a `socket` factory (connected socket or a promise of one); its types omit it. */
-type SocketOption = { socket: (opts: { host: string[], port: number[] }) => Promise<net.Socket> }
+/**
+ * postgres.js accepts a `socket` factory (a socket or a promise of one); its types omit it. The
+ * factory hands back the socket at once, still connecting: postgres.js then sees the connect error
+ * and the close on its own listeners, applies its connect_timeout, and returns the pool slot to
+ * "closed" so the next query reconnects. A factory that waits for 'connect' and rejects instead
+ * leaves the slot in postgres.js's "connecting" queue for good (no socket, so no close event): every
+ * query queued on it hangs, even after the database is back (test/integration/db-outage.test.ts).
+ * Connect errors always arrive from libuv callbacks, after postgres.js has attached its listeners.
+ */
+type SocketOption = { socket: (opts: { host: string[], port: number[] }) => net.Socket }
 
-function noDelaySocket (timeoutS: number): SocketOption['socket'] {
-  return opts => new Promise((resolve, reject) => {
-    const s = net.connect({ host: opts.host[0] ?? '127.0.0.1', port: opts.port[0] ?? 5432, noDelay: true })
-    const timer = setTimeout(() => {
-      s.destroy()
-      reject(Object.assign(new Error('connect timeout'), { code: 'CONNECT_TIMEOUT' }))
-    }, timeoutS * 1000)
-    s.once('connect', () => { clearTimeout(timer); s.off('error', onError); resolve(s) })
-    const onError = (err: Error): void => { clearTimeout(timer); reject(err) }
-    s.once('error', onError)
-  })
+function noDelaySocket (opts: { host: string[], port: number[] }): net.Socket {
+  return net.connect({ host: opts.host[0] ?? '127.0.0.1', port: opts.port[0] ?? 5432, noDelay: true })
 }
 
 export function createDb (o: DbOptions): Sql {
-  const socketOption: SocketOption = { socket: noDelaySocket(o.connectTimeoutS ?? 3) }
+  const socketOption: SocketOption = { socket: noDelaySocket }
   return postgres(o.url, {
     ...socketOption,
     max: o.max,
@@ -46,6 +45,11 @@ export function createDb (o: DbOptions): Sql {
     idle_timeout: 60,
     max_lifetime: 60 * 30,
     connect_timeout: o.connectTimeoutS ?? 3,
+    // After failed connects postgres.js delays the next one by up to 20 s (3^retries / 100 s), and
+    // a query queued on that connection waits it out: during an outage under load a request then
+    // hangs for seconds instead of getting its quick 503. Capped at 0.5 s (jittered), an outage
+    // costs each pool a few refused connects per second (test/integration/db-outage.test.ts).
+    backoff: (retries: number) => (0.5 + Math.random() / 2) * Math.min(0.02 * 2 ** retries, 0.5),
     onnotice: () => {},
     connection: { application_name: o.applicationName },
     // Columns come back as strings except these, parsed by postgres.js as usual.

@@ -43,7 +43,8 @@ export class SharedWindows {
   }
 
   #slot (id: number): number {
-    const want = id + 1
+    // As stored in an Int32Array: id 2^31 - 1 becomes -2^31 (still never 0), and compares equal.
+    const want = (id + 1) | 0
     // Fibonacci hashing spreads sequential ids.
     let i = Math.imul(want, 0x9e3779b1) >>> 0 & this.#mask
     for (let probes = 0; probes <= this.#mask; probes++) {
@@ -65,10 +66,14 @@ export class SharedWindows {
   hit (id: number, window: number, limit: number, out: HitResult): HitResult {
     const i = this.#slot(id)
     if (i < 0) { out.kind = HitKind.Full; out.count = 0; return out }
-    const w = BigInt(window)
+    const asked = BigInt(window)
     for (;;) {
       const old = Atomics.load(this.#counts, i)
-      const count = (old >> 32n) === w ? Number(old & LOW32) : 0
+      // Threads' coarse clocks differ by a tick or more at a minute boundary: a thread still in the
+      // previous window counts in the newer one already stored instead of resetting it.
+      const stored = old >> 32n
+      const w = stored > asked ? stored : asked
+      const count = stored === w ? Number(old & LOW32) : 0
       if (count >= limit) { out.kind = HitKind.Limited; out.count = count; return out }
       const next = (w << 32n) | BigInt(count + 1)
       if (Atomics.compareExchange(this.#counts, i, old, next) === old) {
