@@ -47,6 +47,8 @@ export class Ctx {
   rateRemaining: number
   rateReset: number
   status: number
+  /** The decoded JSON body text ('' until read; routes that store raw JSON use it). */
+  bodyText: string
   /** Index into metrics/layout.ts ROUTES. */
   readonly route: number
   readonly startedAt: number
@@ -54,6 +56,7 @@ export class Ctx {
   constructor (res: HttpResponse, req: HttpRequest, trustProxy: boolean, hasParam: boolean, route: number) {
     this.res = res
     this.route = route
+    this.bodyText = ''
     this.startedAt = performance.now()
     this.method = req.getMethod()
     this.url = req.getUrl()

@@ -59,8 +59,16 @@ function findBadString (v: unknown, path: string): string | null {
 
 /** Decodes and parses a request body that must be a JSON object. */
 export function parseJsonObject (body: Buffer): Record<string, unknown> {
-  let text: string
-  try { text = decoder.decode(body) } catch { throw badJson() }
+  return parseJsonText(decodeUtf8(body))
+}
+
+/** Strict UTF-8 decoding of a request body (invalid bytes are `invalid_json`). */
+export function decodeUtf8 (body: Buffer): string {
+  try { return decoder.decode(body) } catch { throw badJson() }
+}
+
+/** Parses decoded body text that must be a JSON object, with the storability rules above. */
+export function parseJsonText (text: string): Record<string, unknown> {
   let v: unknown
   try { v = JSON.parse(text) } catch { throw badJson() }
   if (v === null || typeof v !== 'object' || Array.isArray(v)) throw badJson()

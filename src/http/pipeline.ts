@@ -8,7 +8,7 @@
 import type { HttpRequest, HttpResponse } from './uws.ts'
 import { Ctx, track } from './context.ts'
 import { readBody } from './body.ts'
-import { parseJsonObject } from './json.ts'
+import { decodeUtf8, parseJsonText } from './json.ts'
 import { send, sendError } from './reply.ts'
 import { ApiError, coerceError } from '../errors.ts'
 import { AuthEntry } from '../auth/key-cache.ts'
@@ -61,7 +61,10 @@ function withBody (ctx: Ctx, s: Services, fn: RouteFn, bodyP: BodyPromise, mode:
     if (buf instanceof ApiError) { fail(ctx, buf); return }
     if (mode !== 'json') { runRoute(ctx, s, fn, null); return }
     let body: Body
-    try { body = parseJsonObject(buf) } catch (err) { fail(ctx, err); return }
+    try {
+      ctx.bodyText = decodeUtf8(buf)
+      body = parseJsonText(ctx.bodyText)
+    } catch (err) { fail(ctx, err); return }
     runRoute(ctx, s, fn, body)
   }, (err: unknown) => { fail(ctx, err) })
 }

@@ -174,9 +174,35 @@ export const schemas = {
 } as const
 
 type SchemaName = keyof typeof schemas
+type FjsSchema = Parameters<typeof fastJson>[0]
 
 function compile (name: SchemaName): (doc: unknown) => string {
-  return fastJson(schemas[name] as Parameters<typeof fastJson>[0]) as (doc: unknown) => string
+  return fastJson(schemas[name] as FjsSchema) as (doc: unknown) => string
+}
+
+/** `schema` without one property: for documents whose raw-JSON field is spliced in separately. */
+function without (schema: { properties: Record<string, unknown>, required: readonly string[] }, prop: string): FjsSchema {
+  const properties = { ...schema.properties }
+  delete properties[prop]
+  return { ...schema, properties, required: schema.required.filter(r => r !== prop) } as FjsSchema
+}
+
+const inboxEventMeta = fastJson(without(inboxEvent, 'payload')) as (doc: unknown) => string
+const inboxTail = fastJson(without(schemas.InboxResponse, 'events')) as (doc: unknown) => string
+
+/**
+ * The inbox response. Payloads are stored JSON text and go out byte for byte: each event is
+ * serialized without its payload by the InboxEvent schema, and `"payload":<stored text>` is spliced
+ * in as its first member (JSON objects are unordered). Same for the list around the events.
+ */
+function serializeInbox (doc: { events: readonly { payload: string }[], limit: number, next_cursor: string | null, has_more: boolean }): string {
+  let out = '{"events":['
+  for (let i = 0; i < doc.events.length; i++) {
+    const e = doc.events[i]!
+    if (i > 0) out += ','
+    out += '{"payload":' + e.payload + ',' + inboxEventMeta(e).slice(1)
+  }
+  return out + '],' + inboxTail(doc).slice(1)
 }
 
 export const serialize = {
@@ -186,7 +212,7 @@ export const serialize = {
   rotated: compile('RotateKeyResponse'),
   webhookConfig: compile('WebhookConfigResponse'),
   secretRotated: compile('SecretRotateResponse'),
-  inbox: compile('InboxResponse'),
+  inbox: serializeInbox,
   ack: compile('AckResponse'),
   batchAck: compile('BatchAckResponse'),
   redeliver: compile('RedeliverResponse'),

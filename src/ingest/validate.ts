@@ -1,9 +1,11 @@
 /**
  * Field rules of POST /api/events, in the contract's order: fields (400 `invalid_event` with a
  * `details` entry per bad field) → payload size (413 `payload_too_large`, measured as the UTF-8 bytes
- * of the compact JSON of `payload`). Pure module.
+ * of the compact JSON serialization of `payload`). The payload stored is the client's own text
+ * without insignificant whitespace, so numbers and keys are kept exactly as sent. Pure module.
  */
 import { ApiError } from '../errors.ts'
+import { rawMember } from './raw-payload.ts'
 
 export const MAX_PAYLOAD_BYTES = 262_144
 
@@ -37,7 +39,12 @@ function checkString (v: unknown, name: string, details: Record<string, string>,
   return v
 }
 
-export function validateEvent (body: Record<string, unknown>): EventInput {
+/**
+ * `text` is the body text `body` was parsed from: the stored payload is its raw `payload` (or `data`)
+ * member, compacted (ingest/raw-payload.ts), so numbers and keys are kept exactly as sent. Without
+ * `text` (unit tests), the payload is re-serialized with JSON.stringify.
+ */
+export function validateEvent (body: Record<string, unknown>, text?: string): EventInput {
   const details: Record<string, string> = {}
   const type = checkString(body.type, 'type', details, true)
   const dedupId = checkString(body.dedup_id, 'dedup_id', details, false)
@@ -49,13 +56,16 @@ export function validateEvent (body: Record<string, unknown>): EventInput {
   if (type === null || Object.keys(details).length > 0) {
     throw new ApiError('invalid_event', 'Invalid event', { details })
   }
-  const text = JSON.stringify(payload)
+  // The size rule is the contract's: the compact serialization (JSON.stringify: escapes resolved,
+  // numbers normalized). What is stored is the client's own text (see above).
+  const canonical = JSON.stringify(payload)
   // Fast path: a string's UTF-8 length is at most 3 bytes per UTF-16 unit.
-  if (text.length * 3 > MAX_PAYLOAD_BYTES) {
-    const size = Buffer.byteLength(text, 'utf8')
+  if (canonical.length * 3 > MAX_PAYLOAD_BYTES) {
+    const size = Buffer.byteLength(canonical, 'utf8')
     if (size > MAX_PAYLOAD_BYTES) {
       throw new ApiError('payload_too_large', undefined, { size, limit: MAX_PAYLOAD_BYTES })
     }
   }
-  return new EventInput(type, text, dedupId)
+  const stored = text === undefined ? null : rawMember(text, payloadName)
+  return new EventInput(type, stored ?? canonical, dedupId)
 }

@@ -266,10 +266,26 @@ test('payload size: 262144 compact UTF-8 bytes → 201, 262145 → 413 with size
   const e5 = await postRaw(org.key, escaped)
   assert.equal(e5.status, 201, e5.text.slice(0, 300))
 
-  const rows = await s.db.sql<{ id: string, bytes: number }[]>`
-    select id, octet_length(payload::text)::int as bytes from events where organization_id = ${org.id}`
+  const rows = await s.db.sql<{ id: string, bytes: number, payload: string }[]>`
+    select id, octet_length(payload::text)::int as bytes, payload::text as payload from events where organization_id = ${org.id}`
   assert.equal(rows.length, 3)
-  for (const r of rows) assert.equal(r.bytes, LIMIT, `stored payload of ${r.id}`)
+  for (const r of rows) {
+    // The escaped one is stored as the client wrote it (compacted), so it is longer than its measured size.
+    if (r.id === e5.json.id) assert.equal(r.payload, '{"a":"' + '\\u20ac'.repeat(euroExact.a.length - 2) + 'xx"}')
+    else assert.equal(r.bytes, LIMIT, `stored payload of ${r.id}`)
+  }
+})
+
+test('payloads are stored and returned exactly as sent: big integers, 1.0, key order, duplicate keys', async () => {
+  const org = await s.createOrg('pro', 'Fidelity Org')
+  const payloadText = '{"big":12345678901234567890,"f":1.0,"e":1E+2,"z":1,"10":"ten","2":"two","s":"a \\" b","d":1,"d":2}'
+  const r = await postRaw(org.key, '{ "type": "exact", "payload": ' + payloadText.replace(/,/g, ' , ') + ' }')
+  assert.equal(r.status, 201, r.text)
+  const [row] = await s.db.sql<{ payload: string }[]>`select payload::text as payload from events where id = ${r.json.id}`
+  assert.equal(row?.payload, payloadText)
+  const inbox = await s.api('GET', '/api/inbox', { key: org.key })
+  assert.equal(inbox.status, 200)
+  assert.ok(inbox.text.includes('"payload":' + payloadText), inbox.text.slice(0, 300))
 })
 
 test('check order: 401 before anything, 400 before 413, 413 before 409', async () => {

@@ -10,7 +10,8 @@ export type EventStatus = 'pending' | 'failed' | 'dead_letter' | 'delivered'
 export interface InboxRow {
   id: string
   type: string
-  payload: unknown
+  /** The stored JSON text, exactly as accepted (spliced into responses, never re-parsed). */
+  payload: string
   dedup_id: string | null
   status: EventStatus
   attempts: number
@@ -36,7 +37,7 @@ export async function listInbox (sql: Sql, q: InboxQuery): Promise<InboxRow[]> {
     : sql`and (created_at, id) < (${q.after.createdAt}::timestamptz, ${q.after.id}::uuid)`
   const offset = q.after === null && q.offset > 0 ? sql`offset ${q.offset}` : sql``
   return await sql<InboxRow[]>`
-    select id, type, payload, dedup_id, status, attempts, response_status, last_error,
+    select id, type, payload::text as payload, dedup_id, status, attempts, response_status, last_error,
            created_at, updated_at, acknowledged_at
       from events
      where organization_id = ${q.organizationId} and ${statusFilter} ${keyset}

@@ -17,7 +17,7 @@ const FULL = new ApiError('unavailable', 'Too many events waiting to be written;
 
 export function ingest (ctx: Ctx, s: Services, body: Body): void {
   if (body === null || ctx.auth === null) throw new ApiError('invalid_json')
-  const input = validateEvent(body)
+  const input = validateEvent(body, ctx.bodyText)
   if (!s.writer.submit(new PendingEvent(ctx.auth.organizationId, input, ctx))) throw FULL
 }
 
