@@ -1,0 +1,81 @@
+/**
+ * Baseline (a) of scenario 7: the ceiling of this machine and load generator. uWS (the same native
+ * binary the service loads, through src/http/uws.ts) on one port, THREADS listener threads like the
+ * service (SO_REUSEPORT; the main thread only supervises), no database and no authentication:
+ * POST /api/events reads the body, JSON.parse()s it, checks `type` is a string, and answers 201 with
+ * a small JSON object (a fresh UUID, like the service's answer). GET /health answers 200.
+ *
+ *   PORT=8081 THREADS=2 node --import tsx bench/baseline/bare-uws.ts
+ *
+ * SIGTERM/SIGINT: each thread closes its listen socket; the process exits when the last connection
+ * has closed (uWS aborts a process whose worker loop ends with sockets open, so threads are never
+ * terminated).
+ */
+import os from 'node:os'
+import { randomUUID } from 'node:crypto'
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads'
+import { workerEntry } from '../../src/threads/spawn.ts'
+import { uws, type ListenSocket } from '../../src/http/uws.ts'
+
+const port = Number(process.env.PORT ?? 8081)
+const threads = Number(process.env.THREADS ?? os.availableParallelism())
+
+function listen (index: number): void {
+  let socket: ListenSocket | null = null
+  const app = uws.App()
+  app.post('/api/events', (res, _req) => {
+    let aborted = false
+    let chunks: Buffer[] = []
+    res.onAborted(() => { aborted = true })
+    res.onData((ab, isLast) => {
+      chunks.push(Buffer.from(new Uint8Array(ab)))
+      if (!isLast) return
+      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
+      chunks = []
+      let status = '201 Created'
+      let out: string
+      try {
+        const parsed: unknown = JSON.parse(body.toString('utf8'))
+        if (typeof parsed !== 'object' || parsed === null || typeof (parsed as { type?: unknown }).type !== 'string') throw new Error('bad event')
+        out = `{"id":"${randomUUID()}","status":"pending"}`
+      } catch {
+        status = '400 Bad Request'
+        out = '{"error":"Invalid JSON","code":"invalid_json"}'
+      }
+      if (aborted) return
+      res.cork(() => {
+        res.writeStatus(status).writeHeader('Content-Type', 'application/json').end(out)
+      })
+    })
+  })
+  app.get('/health', (res) => {
+    res.cork(() => { res.writeHeader('Content-Type', 'application/json').end('{"status":"ok"}') })
+  })
+  app.listen('127.0.0.1', port, s => {
+    if (s === false) { parentPort?.postMessage({ type: 'failed' }); return }
+    socket = s
+    parentPort?.postMessage({ type: 'listening', index })
+  })
+  parentPort?.on('message', (m: { type: string }) => {
+    if (m.type === 'close' && socket !== null) { uws.us_listen_socket_close(socket); socket = null; parentPort?.close() }
+  })
+}
+
+if (isMainThread) {
+  const workers: Worker[] = []
+  const self = new URL(import.meta.url)
+  for (let i = 0; i < threads; i++) {
+    const entry = workerEntry(self)
+    const w = new Worker(entry.file, { argv: entry.argv, workerData: { index: i } })
+    w.on('message', (m: { type: string }) => {
+      if (m.type === 'failed') { process.stderr.write(`bare-uws: thread ${i} could not listen on ${port}\n`); process.exit(1) }
+    })
+    w.on('error', err => { process.stderr.write(`bare-uws: thread ${i}: ${err.stack ?? String(err)}\n`); process.exit(1) })
+    workers.push(w)
+  }
+  const stop = (): void => { for (const w of workers) w.postMessage({ type: 'close' }) }
+  process.once('SIGTERM', stop)
+  process.once('SIGINT', stop)
+} else {
+  listen((workerData as { index: number }).index)
+}
