@@ -224,17 +224,16 @@ test('under load: cut and restored mid-stream, every request is answered 201 or 
   assert.ok(stored.size <= answered, `${stored.size} rows for ${answered} answers`)
 })
 
-// A known defect of the driver, pinned here until it is patched. postgres.js 3.4.9 cancels a pending
-// small write on close without clearing its handle (connection.js closed() and terminate():
-// `clearImmediate(nextWriteTimer)`, never `= null`; upstream porsager/postgres#1168, patched
-// downstream in LanternOps/breeze#4279). A pool slot whose socket died with a write pending never
+// A defect of the driver that scripts/patch-postgres.js repairs at install time. postgres.js 3.4.9
+// cancels a pending small write on close without clearing its handle (connection.js closed() and
+// terminate(): `clearImmediate(nextWriteTimer)`, never `= null`; upstream porsager/postgres#1168).
+// Unpatched, a pool slot whose socket died with a write pending never
 // flushes a small write again: each reconnect sends no startup message and fails with CONNECT_TIMEOUT
 // after connect_timeout, for as long as the slot lives, though the database is back. The service's
 // pools meet it when every slot is needed at once after an outage. Driven here at the client level,
 // where it shows reliably: 8 concurrent queries on a pool of 4 while the proxy is cut and restored.
 test('db client: after an outage under concurrent queries, every pool slot works again', {
   timeout: 30_000,
-  todo: 'postgres.js 3.4.9 leaves a pool slot unable to write after a close with a write pending (see comment)',
 }, async t => {
   const sql = createDb({ url: proxied.toString(), max: 4, applicationName: 'outage-client-test' })
   t.after(async () => { await sql.end({ timeout: 1 }) })
