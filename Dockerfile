@@ -17,7 +17,9 @@ ARG NODE_IMAGE=node:20-bookworm-slim
 # ---- build: install everything from the lockfile, compile src/ to dist/, drop dev dependencies ----
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
+# postinstall (scripts/patch-postgres.js) repairs a postgres.js 3.4.9 defect; it must be present for npm ci.
 COPY package.json package-lock.json ./
+COPY scripts/patch-postgres.js ./scripts/patch-postgres.js
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
