@@ -41,6 +41,8 @@ COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY sql ./sql
+# Response serializers compiled ahead of time (scripts/gen-serializers.ts); loaded at run time.
+COPY generated ./generated
 # bin/ and scripts/ensure-build.js are the `triggers-api` command. Its ensureBuild() compares
 # dist/ with src/, and src/ is not in this image, so run the compiled entry point directly:
 # `node dist/cli.js serve | migrate | keygen --org NAME --tier T`.

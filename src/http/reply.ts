@@ -4,7 +4,7 @@
  * rate-limit trio on authenticated routes). Error bodies use the API's envelope through one
  * precompiled serializer. Listener threads only.
  */
-import fastJson from 'fast-json-stringify'
+import { serialize } from './serializers.ts'
 import { inflight, type Ctx } from './context.ts'
 import { ApiError, type ErrorContext } from '../errors.ts'
 import { ThreadMetrics } from '../metrics/counters.ts'
@@ -26,22 +26,7 @@ export function configureReply (origin: string, m: ThreadMetrics): void {
   metrics = m
 }
 
-export const serializeError = fastJson({
-  type: 'object',
-  properties: {
-    error: { type: 'string' },
-    code: { type: 'string' },
-    field: { type: 'string' },
-    details: { type: 'object', additionalProperties: { type: 'string' } },
-    size: { type: 'integer' },
-    limit: { type: 'integer' },
-    window: { type: 'string' },
-    retry_after: { type: 'integer' },
-    dedup_id: { type: 'string' },
-    event_id: { type: 'string' },
-  },
-  required: ['error', 'code'],
-})
+export const serializeError = serialize.error
 
 export type ErrorHook = (ctx: Ctx, err: ApiError) => void
 let onServerError: ErrorHook = () => {}

@@ -1,9 +1,8 @@
 /**
- * JSON Schemas of every request and response body. The same objects compile the response serializers
- * (fast-json-stringify, here, once per thread at start) and build /openapi.json, so the document
- * cannot drift from what the service sends. Pure module.
+ * JSON Schemas of every request and response body. The same objects are compiled into the response
+ * serializers (SERIALIZERS below → generated/serializers.cjs) and build /openapi.json, so the document
+ * cannot drift from what the service sends. Pure data module.
  */
-import fastJson from 'fast-json-stringify'
 import { TIERS } from '../auth/tiers.ts'
 
 const ts = { type: 'string', format: 'date-time' } as const
@@ -174,49 +173,38 @@ export const schemas = {
 } as const
 
 type SchemaName = keyof typeof schemas
-type FjsSchema = Parameters<typeof fastJson>[0]
-
-function compile (name: SchemaName): (doc: unknown) => string {
-  return fastJson(schemas[name] as FjsSchema) as (doc: unknown) => string
-}
 
 /** `schema` without one property: for documents whose raw-JSON field is spliced in separately. */
-function without (schema: { properties: Record<string, unknown>, required: readonly string[] }, prop: string): FjsSchema {
+function without (schema: { properties: Record<string, unknown>, required: readonly string[] }, prop: string): Record<string, unknown> {
   const properties = { ...schema.properties }
   delete properties[prop]
-  return { ...schema, properties, required: schema.required.filter(r => r !== prop) } as FjsSchema
+  return { ...schema, properties, required: schema.required.filter(r => r !== prop) }
 }
 
-const inboxEventMeta = fastJson(without(inboxEvent, 'payload')) as (doc: unknown) => string
-const inboxTail = fastJson(without(schemas.InboxResponse, 'events')) as (doc: unknown) => string
+const named = (name: SchemaName): Record<string, unknown> => schemas[name]
 
 /**
- * The inbox response. Payloads are stored JSON text and go out byte for byte: each event is
- * serialized without its payload by the InboxEvent schema, and `"payload":<stored text>` is spliced
- * in as its first member (JSON objects are unordered). Same for the list around the events.
+ * Every response serializer, by name → the schema it serializes. scripts/gen-serializers.ts compiles
+ * these with fast-json-stringify's standalone mode into generated/serializers.cjs (committed; a unit
+ * test fails when it is stale), so listener threads neither load fast-json-stringify and ajv nor
+ * compile at start-up: that took ~60 ms of each listener's start and a few MB of its heap.
  */
-function serializeInbox (doc: { events: readonly { payload: string }[], limit: number, next_cursor: string | null, has_more: boolean }): string {
-  let out = '{"events":['
-  for (let i = 0; i < doc.events.length; i++) {
-    const e = doc.events[i]!
-    if (i > 0) out += ','
-    out += '{"payload":' + e.payload + ',' + inboxEventMeta(e).slice(1)
-  }
-  return out + '],' + inboxTail(doc).slice(1)
-}
+export const SERIALIZERS = {
+  error: named('ErrorEnvelope'),
+  created: named('CreateEventResponse'),
+  generated: named('GenerateKeyResponse'),
+  keyInfo: named('KeyInfoResponse'),
+  rotated: named('RotateKeyResponse'),
+  webhookConfig: named('WebhookConfigResponse'),
+  secretRotated: named('SecretRotateResponse'),
+  inboxEventMeta: without(inboxEvent, 'payload'),
+  inboxTail: without(schemas.InboxResponse, 'events'),
+  ack: named('AckResponse'),
+  batchAck: named('BatchAckResponse'),
+  redeliver: named('RedeliverResponse'),
+  replay: named('ReplayResponse'),
+  health: named('HealthResponse'),
+  ready: named('ReadyResponse'),
+} as const
 
-export const serialize = {
-  created: compile('CreateEventResponse'),
-  generated: compile('GenerateKeyResponse'),
-  keyInfo: compile('KeyInfoResponse'),
-  rotated: compile('RotateKeyResponse'),
-  webhookConfig: compile('WebhookConfigResponse'),
-  secretRotated: compile('SecretRotateResponse'),
-  inbox: serializeInbox,
-  ack: compile('AckResponse'),
-  batchAck: compile('BatchAckResponse'),
-  redeliver: compile('RedeliverResponse'),
-  replay: compile('ReplayResponse'),
-  health: compile('HealthResponse'),
-  ready: compile('ReadyResponse'),
-}
+export type SerializerName = keyof typeof SERIALIZERS

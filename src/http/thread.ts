@@ -16,7 +16,7 @@ import { KeyCache } from '../auth/key-cache.ts'
 import { Authenticator } from '../auth/authenticator.ts'
 import { Limiter } from '../rate-limit/limiter.ts'
 import { Writer } from '../ingest/writer.ts'
-import { uws, type ListenSocket } from './uws.ts'
+import { uws, type ListenSocket, type TemplatedApp } from './uws.ts'
 import { buildApp } from './app.ts'
 import { configureReply, setServerErrorHook } from './reply.ts'
 import { ingestHooks } from './routes/events.ts'
@@ -114,9 +114,10 @@ function busy (): boolean {
  * until a quiet moment (each answered with Connection: close), commit what the writer holds, then
  * release everything this thread holds. A request arriving on an idle keep-alive connection after that
  * is refused by closing its connection (no response bytes: the client may safely retry elsewhere),
- * never answered from a released database. The thread then ends by itself once uWS has closed the
- * remaining idle keep-alive connections (its idle timeout is 10 s). It never calls process.exit: uWS
- * aborts the whole process if a worker's loop closes with sockets open.
+ * never answered from a released database. Last, the app is closed: the v20.30 binary has an
+ * `App.close()` (missing from its typings) that closes every remaining socket, idle keep-alive
+ * connections included, so the thread's loop empties and it ends by itself at once. It never calls
+ * process.exit: uWS aborts the whole process if a worker's loop closes with sockets open.
  */
 function drain (): Promise<void> {
   draining ??= (async () => {
@@ -132,9 +133,16 @@ function drain (): Promise<void> {
     await sql.end({ timeout: 5 })
     coarseClock.stop()
     stopSampling()
+    closeApp(app)
     port.close()
   })()
   return draining
+}
+
+/** `App.close()` exists on the native app of uWS v20.30 but not in its typings. */
+function closeApp (a: TemplatedApp): void {
+  const close: unknown = Reflect.get(a, 'close')
+  if (typeof close === 'function') Reflect.apply(close, a, [])
 }
 
 function retire (err: unknown): void {
@@ -171,13 +179,14 @@ port.on('message', (raw: unknown) => {
   }
 })
 
-buildApp(services).listen(config.host, init.port, socket => {
+const app = buildApp(services)
+app.listen(config.host, init.port, socket => {
   if (socket === false) {
     // Report and release everything; the thread then ends by itself (never process.exit, see drain).
     log.fatal({ host: config.host, port: init.port }, 'could not listen')
     post({ v: 1, type: 'listening', port: -1 })
     draining = Promise.resolve()
-    sql.end({ timeout: 1 }).then(() => { coarseClock.stop(); stopSampling(); port.close() }, retire)
+    sql.end({ timeout: 1 }).then(() => { coarseClock.stop(); stopSampling(); closeApp(app); port.close() }, retire)
     return
   }
   listenSocket = socket

@@ -5,7 +5,7 @@
 import type { Ctx } from '../context.ts'
 import type { Services } from '../services.ts'
 import { send } from '../reply.ts'
-import { serialize } from '../schemas.ts'
+import { serialize } from '../serializers.ts'
 
 export function live (ctx: Ctx): void {
   send(ctx, 200, serialize.health({ status: 'ok', timestamp: new Date().toISOString() }))
