@@ -23,7 +23,7 @@ import { toWire } from './errors.ts'
 import { RotationWatch } from './auth/rotation-watch.ts'
 import { freePort } from './lib/free-port.ts'
 import { allocateMetrics } from './metrics/layout.ts'
-import { buildRegistry, type SlotSource } from './metrics/registry.ts'
+import type { SlotSource } from './metrics/registry.ts'
 import { startMetricsServer } from './metrics/server.ts'
 import { countDueDeliveries } from './db/queries/count-deliveries.ts'
 import type { Server } from 'node:http'
@@ -54,14 +54,13 @@ export async function startService (config: Config, log: Logger): Promise<Runnin
     databaseUrl = embedded.url
   }
   const sql: Sql = createDb({ url: databaseUrl, max: 2, applicationName: 'triggers-primary' })
-  try {
-    const applied = await migrate(sql)
+  // Listener threads boot (≈100 ms of thread start and imports) while the migrations run; they accept
+  // connections only once the schema is in place.
+  const migrated: Promise<unknown> = migrate(sql).then(applied => {
     if (applied.length > 0) log.info({ applied }, 'migrations applied')
-  } catch (err) {
-    await sql.end({ timeout: 1 })
-    await embedded?.stop()
-    throw err
-  }
+    return null
+  }, (err: unknown) => err instanceof Error ? err : new Error(String(err)))
+  let accepting = false
 
   const argon2 = new Argon2Pool(config.argon2Threads)
   const orgWindows = allocateWindows()
@@ -87,14 +86,15 @@ export async function startService (config: Config, log: Logger): Promise<Runnin
   }
   const broadcast = (m: PrimaryToListener): void => { for (const l of listeners) l.post(m) }
   const wakeDelivery = (): void => { delivery?.post({ v: 1, type: 'wake' } satisfies PrimaryToDelivery) }
-  const onListening: ((p: number) => void)[] = []
+  const onListening = new Map<Supervised, (p: number) => void>()
 
   const onListenerMessage = (w: Supervised, raw: unknown): void => {
     const m = parseListenerToPrimary(raw)
     if (m === null) { log.warn({ thread: w.name }, 'unknown message from listener'); return }
     switch (m.type) {
       case 'listening':
-        for (const f of onListening.splice(0)) f(m.port)
+        onListening.get(w)?.(m.port)
+        onListening.delete(w)
         break
       case 'argon2': {
         const p = m.op === 'hash' ? argon2.hash(m.input) : argon2.verify(m.input, m.hash)
@@ -142,24 +142,36 @@ export async function startService (config: Config, log: Logger): Promise<Runnin
     config, databaseUrl, threadIndex, port, orgWindows, ipWindows,
     // With /metrics off, threads get no buffer and count nothing (NoopMetrics).
     metrics: config.metricsPort === 0 ? null : metrics,
+    // A replacement thread (after start-up) listens at once.
+    listenNow: accepting,
   })
 
-  const spawnListener = async (i: number): Promise<Supervised> => {
-    const listening = waitFor<number>(resolve => { onListening.push(resolve) })
-    const s = new Supervised({ name: `http-${i}`, file: workerUrl('http/thread'), init: init(i, metricsFor(`http-${i}`)), log, onMessage: onListenerMessage, onRestart: onListenerRestart })
+  /** Resolves with the listener's port once it listens; rejects if it could not or exited first. */
+  const listened = (s: Supervised, i: number): Promise<number> => {
+    const listening = waitFor<number>(resolve => { onListening.set(s, resolve) })
     const exited = s.exited().then(code => { throw new Error(`listener ${i} exited with code ${code} before listening`) })
-    const got = await Promise.race([listening, exited])
-    if (got < 0) {
-      s.stopping = true
-      throw new Error(`listener ${i} could not listen on ${config.host}:${port}`)
-    }
-    port = got
-    return s
+    return Promise.race([listening, exited]).then(got => {
+      if (got < 0) throw new Error(`listener ${i} could not listen on ${config.host}:${port}`)
+      return got
+    })
   }
 
   try {
-    for (let i = 0; i < config.threads; i++) listeners.push(await spawnListener(i))
+    const waits: Promise<number>[] = []
+    for (let i = 0; i < config.threads; i++) {
+      const s = new Supervised({ name: `http-${i}`, file: workerUrl('http/thread'), init: init(i, metricsFor(`http-${i}`)), log, onMessage: onListenerMessage, onRestart: onListenerRestart })
+      listeners.push(s)
+      waits.push(listened(s, i))
+      // Observed below through Promise.all; this handler only keeps an early failure from being unhandled.
+      waits[i]!.then(undefined, () => {})
+    }
+    const failed = await migrated
+    if (failed !== null) throw failed
+    accepting = true
+    for (const l of listeners) l.post({ v: 1, type: 'listen' } satisfies PrimaryToListener)
+    await Promise.all(waits)
   } catch (err) {
+    for (const l of listeners) l.stopping = true
     for (const l of listeners) { l.post({ v: 1, type: 'drain' } satisfies PrimaryToListener); await l.stop(config.shutdownTimeoutMs, false) }
     await argon2.close()
     await sql.end({ timeout: 1 })
@@ -190,6 +202,8 @@ export async function startService (config: Config, log: Logger): Promise<Runnin
   let metricsServer: Server | null = null
   let metricsPort = 0
   if (config.metricsPort !== 0) {
+    // prom-client loads here, after the listeners accept (≈20 ms off the cold start).
+    const { buildRegistry } = await import('./metrics/registry.ts')
     const registry = buildRegistry({
       sources: () => metricSources,
       argon2Queue: () => argon2.queueSize,

@@ -176,11 +176,20 @@ port.on('message', (raw: unknown) => {
     case 'drain':
       drain().then(undefined, retire)
       break
+    case 'listen':
+      listen()
+      break
   }
 })
 
 const app = buildApp(services)
-app.listen(config.host, init.port, socket => {
+function listen (): void {
+  if (listenSocket !== null || draining !== null) return
+  app.listen(config.host, init.port, onListen)
+}
+if (init.listenNow) listen()
+
+function onListen (socket: ListenSocket | false): void {
   if (socket === false) {
     // Report and release everything; the thread then ends by itself (never process.exit, see drain).
     log.fatal({ host: config.host, port: init.port }, 'could not listen')
@@ -191,4 +200,4 @@ app.listen(config.host, init.port, socket => {
   }
   listenSocket = socket
   post({ v: 1, type: 'listening', port: uws.us_socket_local_port(socket) })
-})
+}

@@ -25,6 +25,11 @@ export interface WorkerInit {
   readonly ipWindows: SharedArrayBuffer | null
   /** This thread's metric slots (metrics/layout.ts); kept across restarts of the same thread. */
   readonly metrics: SharedArrayBuffer | null
+  /**
+   * Listeners: listen as soon as ready (a replacement thread), or build the app and wait for 'listen'
+   * (start-up: threads boot while the primary applies migrations, and accept only after them).
+   */
+  readonly listenNow: boolean
 }
 
 export type ListenerToPrimary =
@@ -49,6 +54,8 @@ export type PrimaryToListener =
   | { v: 1, type: 'evicted', id: number }
   /** Stop listening, answer what was received, flush the writer, report 'drained'. */
   | { v: 1, type: 'drain' }
+  /** Migrations are applied: start accepting connections (see WorkerInit.listenNow). */
+  | { v: 1, type: 'listen' }
 
 export type PrimaryToDelivery =
   | { v: 1, type: 'wake' }
@@ -106,6 +113,8 @@ export function parsePrimaryToListener (m: unknown): PrimaryToListener | null {
       return typeof m.id === 'number' ? { v: 1, type: 'evicted', id: m.id } : null
     case 'drain':
       return { v: 1, type: 'drain' }
+    case 'listen':
+      return { v: 1, type: 'listen' }
     default:
       return null
   }
@@ -130,5 +139,5 @@ export function parseWorkerInit (d: unknown): Omit<WorkerInit, 'config'> & { con
     throw new TypeError('invalid workerData')
   }
   const sab = (x: unknown): SharedArrayBuffer | null => x instanceof SharedArrayBuffer ? x : null
-  return { config: d.config, databaseUrl: d.databaseUrl, threadIndex: d.threadIndex, port: d.port, orgWindows: sab(d.orgWindows), ipWindows: sab(d.ipWindows), metrics: sab(d.metrics) }
+  return { config: d.config, databaseUrl: d.databaseUrl, threadIndex: d.threadIndex, port: d.port, orgWindows: sab(d.orgWindows), ipWindows: sab(d.ipWindows), metrics: sab(d.metrics), listenNow: d.listenNow !== false }
 }
