@@ -159,7 +159,7 @@ export async function startService (config: Config, log: Logger): Promise<Runnin
   try {
     const waits: Promise<number>[] = []
     for (let i = 0; i < config.threads; i++) {
-      const s = new Supervised({ name: `http-${i}`, file: workerUrl('http/thread'), init: init(i, metricsFor(`http-${i}`)), log, onMessage: onListenerMessage, onRestart: onListenerRestart })
+      const s = new Supervised({ name: `http-${i}`, file: workerUrl('http/thread'), init: init(i, metricsFor(`http-${i}`)), log, onMessage: onListenerMessage, onRestart: onListenerRestart, youngGenerationMb: config.threadYoungGenerationMb })
       listeners.push(s)
       waits.push(listened(s, i))
       // Observed below through Promise.all; this handler only keeps an early failure from being unhandled.
@@ -185,6 +185,7 @@ export async function startService (config: Config, log: Logger): Promise<Runnin
       file: workerUrl('delivery/thread'),
       init: init(0, metricsFor('delivery')),
       log,
+      youngGenerationMb: config.threadYoungGenerationMb,
       onMessage: (w, raw) => {
         const m = parseDeliveryToPrimary(raw)
         if (m === null) log.warn({ thread: w.name }, 'unknown message from delivery')

@@ -23,13 +23,14 @@ export class Argon2Pool {
       filename: fileURLToPath(entry.file),
       argv: entry.argv,
       // No idle hashing thread: a key is hashed or verified once per organization per listener cache
-      // lifetime, so the thread starts on demand (≈50 ms once) and leaves after a minute idle. It
+      // lifetime, so the thread starts on demand (≈50 ms) and leaves after 5 s idle. It
       // keeps ~15 MB out of the resident set and its start-up off the service's cold start.
       minThreads: 0,
       maxThreads: threads,
       // Bounded queue: past it, run() rejects and the listener answers 503.
       maxQueue: 4096,
-      idleTimeout: 60_000,
+      // Leave soon after a burst: argon2 holds 19 MiB per hash while it runs.
+      idleTimeout: 5_000,
     })
   }
 

@@ -37,6 +37,7 @@ export interface Config {
   readonly authCacheMax: number
   readonly authCacheTtlMs: number
   readonly argon2Threads: number
+  readonly threadYoungGenerationMb: number
 }
 
 export class ConfigError extends Error {

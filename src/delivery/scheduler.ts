@@ -3,19 +3,36 @@
  * per-endpoint bounds, write results back in batches.
  *
  *   wake message ─┐
- *   NOTIFY ───────┼─▶ kick ─▶ pump: claim ≤ min(free slots, 100) ─▶ per attempt: admit(endpoint)
- *   poll timer ───┘     ▲           │                                   go ─▶ dispatch ─▶ decide ─▶ results ─┐
- *                       │           │ idle: timer = min(500 ms,          busy/open ─▶ releases (deferred) ────┤
- *                       │           ▼ earliest future next_attempt_at)                                        │
- *                       └──────────────────────────── flush (one UPDATE per batch) ◀──────────────────────────┘
+ *   NOTIFY ───────┼─▶ kick ─▶ pump: claim ≤ min(free slots, 100), ≤ room per origin ─▶ per attempt: admit(endpoint)
+ *   poll timer ───┘     ▲           │                           go ─▶ dispatch ─▶ decide ─▶ settle ─▶ results ─┐
+ *                       │           │                           busy ─▶ endpoint's wait FIFO ─┘ (started    │
+ *                       │           │                                   by the next settle)                 │
+ *                       │           │ idle: timer = min(500 ms,  FIFO full / open ─▶ releases (deferred) ───┤
+ *                       │           ▼ earliest future next_attempt_at)                                      │
+ *                       └──────────────────────────── flush (one UPDATE per batch) ◀────────────────────────┘
  *
  * Invariants:
- *   - At most DELIVERY_CONCURRENCY attempts in flight, at most DELIVERY_PER_ENDPOINT_CONCURRENCY per
- *     origin; a claim never asks for more rows than there are free slots.
- *   - An endpoint that is busy or whose breaker is open does not hold slots: its organizations are
- *     excluded from claims, and attempts claimed for it anyway are handed back (Release) without
- *     counting, due again when the endpoint can take them. A hanging endpoint therefore costs at most
- *     its per-endpoint share of slots, and other organizations' events are claimed on time.
+ *   - At most DELIVERY_CONCURRENCY attempts in flight, at most DELIVERY_PER_ENDPOINT_CONCURRENCY (P) per
+ *     origin; a claim never asks for more rows than there are free slots, nor for more rows of one
+ *     origin than that origin's free slots plus free wait places (EndpointTable.capacities).
+ *   - An attempt claimed for a busy endpoint (closed breaker, P in flight) waits in that endpoint's FIFO
+ *     (at most P waiting) and starts as soon as an attempt to the endpoint settles, instead of going back
+ *     to the database. Waiting attempts exist only behind a full endpoint, so there are never more of
+ *     them than attempts in flight (≤ DELIVERY_CONCURRENCY; also checked when queueing). They do not use
+ *     a slot of `#free` (so a hanging endpoint still holds at most its P slots and other organizations
+ *     keep being claimed); the claim is bounded by the per-origin room instead.
+ *   - Lease = 2 × DELIVERY_TIMEOUT_MS + LEASE_MARGIN_MS. A waiting attempt holds its lease, so the lease
+ *     covers the wait plus the attempt: an attempt queued at position ≤ P has started once the P attempts
+ *     in flight when it was queued have settled, each within the timeout; then it runs within the
+ *     timeout; the margin covers the timeout ticker's slack and writing the result.
+ *   - A waiting attempt is never attempted after its endpoint's breaker opens: the settle that opens it
+ *     hands every waiting attempt back (Release, as never started) due at the breaker's retry time.
+ *   - An endpoint that is full or whose breaker is open does not hold slots: its organizations are
+ *     excluded from claims, and attempts claimed for it anyway (FIFO full, breaker open) are handed back
+ *     (Release) without counting, due again when the endpoint can take them. A hanging endpoint
+ *     therefore costs at most its per-endpoint share of slots, and other organizations' events are
+ *     claimed on time.
+ *   - stop() hands back waiting attempts at once as never started, like claimed-but-unstarted ones.
  *   - One claim at a time (kicks while claiming set `again`); one flush at a time. Pending writes are
  *     bounded (claims pause when they pile up), every timer is a single per-scheduler timer.
  *   - Every promise is observed: pump, flush, sweep and attempts end in handlers that log.
@@ -27,7 +44,7 @@ import { completeDeliveries, Completion, releaseDeliveries, Release, type Comple
 import { DELIVERY_CHANNEL, deferOrganizations, sweepParkedEvents } from '../db/queries/schedule-deliveries.ts'
 import type { Logger } from '../log.ts'
 import type { ThreadMetrics } from '../metrics/counters.ts'
-import { EndpointTable, type Endpoint } from './breaker.ts'
+import { EndpointTable, type Admission, type Endpoint } from './breaker.ts'
 import { Dispatcher } from './dispatch.ts'
 import { AttemptResult, decide } from './retry-policy.ts'
 
@@ -37,9 +54,9 @@ const CLAIM_BATCH = 100
 const MAX_ROUNDS = 16
 const POLL_MS = 500
 const ERROR_BACKOFF_MS = 1000
-/** Lease = attempt timeout + this margin for writing the result back. */
+/** Lease = 2 × attempt timeout (waiting for a slot, then the attempt) + this margin for writing the result back. */
 const LEASE_MARGIN_MS = 10_000
-/** How much later an attempt claimed for a busy endpoint is due again. */
+/** How much later an attempt claimed for a busy endpoint whose wait queue is full is due again. */
 const BUSY_DEFER_MS = 250
 const FLUSH_DELAY_MS = 5
 const FLUSH_RETRY_MS = 1000
@@ -59,6 +76,10 @@ export interface SchedulerOptions {
   readonly breakerCooldownMs?: number
 }
 
+function parseTarget (raw: string): URL | null {
+  try { return new URL(raw) } catch { return null }
+}
+
 const STATUS: Record<'delivered' | 'retry' | 'dead', CompletionStatus> = { delivered: 'delivered', retry: 'failed', dead: 'dead_letter' }
 const OUTCOME = { delivered: 'delivered', retry: 'retry_scheduled', dead: 'dead_letter' } as const
 
@@ -68,13 +89,15 @@ export class Scheduler {
   readonly #metrics: ThreadMetrics | null
   readonly #delays: readonly number[]
   readonly #leaseMs: number
-  readonly #perEndpoint: number
   readonly #pendingCap: number
+  readonly #waitCap: number
   readonly #dispatcher: Dispatcher
-  readonly #gates: EndpointTable
+  readonly #gates: EndpointTable<ClaimedDelivery>
 
   #free: number
   #running = 0
+  /** Claimed attempts in endpoints' wait queues (≤ #waitCap). */
+  #waiting = 0
   #claiming = false
   #again = false
   #stopping = false
@@ -89,9 +112,11 @@ export class Scheduler {
   #listening: { unlisten: () => Promise<void> } | null = null
   #idleWaiter: (() => void) | null = null
   #listenPending = false
-  // Reused buffers for the claim's per-organization room (refilled before each claim).
-  readonly #capOrgs: string[] = []
-  readonly #capRemaining: number[] = []
+  // Reused buffers for the claim's per-origin room (refilled before each claim).
+  readonly #capExcluded: string[] = []
+  readonly #capOrigins: string[] = []
+  readonly #capRooms: number[] = []
+  readonly #drained: ClaimedDelivery[] = []
 
   // Callbacks bound once (fixed shape; no closure per event).
   readonly #kickCb = (): void => { this.#kick() }
@@ -157,14 +182,15 @@ export class Scheduler {
     this.#log = o.log
     this.#metrics = o.metrics
     this.#delays = c.deliveryRetryDelaysMs
-    this.#leaseMs = c.deliveryTimeoutMs + LEASE_MARGIN_MS
-    this.#perEndpoint = c.deliveryPerEndpoint
+    this.#leaseMs = 2 * c.deliveryTimeoutMs + LEASE_MARGIN_MS
     this.#free = c.deliveryConcurrency
+    this.#waitCap = c.deliveryConcurrency
     this.#pendingCap = c.deliveryConcurrency + 4 * CLAIM_BATCH
     this.#dispatcher = new Dispatcher({ timeoutMs: c.deliveryTimeoutMs, perEndpoint: c.deliveryPerEndpoint, allowPrivate: c.allowPrivateWebhooks })
     const cooldown = o.breakerCooldownMs ?? 5000
-    this.#gates = new EndpointTable({
+    this.#gates = new EndpointTable<ClaimedDelivery>({
       perEndpoint: c.deliveryPerEndpoint,
+      waitPerEndpoint: c.deliveryPerEndpoint,
       threshold: o.breakerThreshold ?? 5,
       cooldownMs: cooldown,
       maxCooldownMs: Math.max(cooldown, 60_000),
@@ -194,6 +220,11 @@ export class Scheduler {
   async stop (deadlineAt: number): Promise<void> {
     if (this.#stopping) return
     this.#stopping = true
+    // Waiting attempts were never started: hand them back at once, due now, as if never claimed.
+    this.#gates.takeAllWaiting(this.#drained)
+    for (const d of this.#drained) this.#releases.push(new Release(d.organizationId, d.id, d.attempts, true, 0, null))
+    this.#waiting -= this.#drained.length
+    this.#drained.length = 0
     if (this.#pollTimer !== null) clearTimeout(this.#pollTimer)
     if (this.#sweepTimer !== null) clearInterval(this.#sweepTimer)
     this.#pollTimer = null
@@ -254,13 +285,14 @@ export class Scheduler {
       this.#again = false
       const want = Math.min(this.#free, CLAIM_BATCH, this.#pendingCap - this.#results.length - this.#releases.length)
       if (want <= 0 || this.#stopping) return POLL_MS // a finishing attempt or flush kicks again
-      this.#gates.capacities(Date.now(), this.#capOrgs, this.#capRemaining)
+      this.#gates.capacities(Date.now(), this.#capExcluded, this.#capOrigins, this.#capRooms)
       const rows = await claimDeliveries(this.#sql, {
         limit: want,
-        perOrg: this.#perEndpoint,
+        perOrigin: this.#gates.defaultRoom,
         leaseMs: this.#leaseMs,
-        capOrgs: this.#capOrgs,
-        capRemaining: this.#capRemaining,
+        excludedOrgs: this.#capExcluded,
+        capOrigins: this.#capOrigins,
+        capRooms: this.#capRooms,
       })
       const now = Date.now()
       for (const d of rows) this.#startOrDefer(d, now)
@@ -279,16 +311,30 @@ export class Scheduler {
       this.#scheduleFlush(0)
       return
     }
-    let target: URL | null = null
-    try { target = new URL(d.webhookUrl) } catch { target = null }
+    const target = parseTarget(d.webhookUrl)
     const ep = this.#gates.get(target === null ? d.webhookUrl : target.origin, d.organizationId)
     const admission = this.#gates.admit(ep, now)
-    if (admission !== 'go') {
-      const at = this.#gates.retryAt(ep, admission, now, BUSY_DEFER_MS)
-      this.#releases.push(new Release(d.organizationId, d.id, d.attempts, true, at - now, null))
-      this.#scheduleFlush(FLUSH_DELAY_MS)
+    if (admission === 'go') {
+      this.#start(d, ep, target, now)
       return
     }
+    // Busy: wait for the endpoint's next free slot, unless its queue (or the global bound) is full.
+    if (admission === 'busy' && this.#waiting < this.#waitCap && ep.waiting.push(d)) {
+      this.#waiting++
+      return
+    }
+    this.#defer(d, ep, admission, now)
+  }
+
+  /** Hands a claimed, never-started attempt back, due when the endpoint can take it (not counted). */
+  #defer (d: ClaimedDelivery, ep: Endpoint<ClaimedDelivery>, admission: Admission, now: number): void {
+    const at = this.#gates.retryAt(ep, admission, now, BUSY_DEFER_MS)
+    this.#releases.push(new Release(d.organizationId, d.id, d.attempts, true, at - now, null))
+    this.#scheduleFlush(FLUSH_DELAY_MS)
+  }
+
+  /** Runs an admitted attempt (its endpoint slot is reserved). */
+  #start (d: ClaimedDelivery, ep: Endpoint<ClaimedDelivery>, target: URL | null, now: number): void {
     this.#free--
     this.#running++
     const attempt = target === null
@@ -300,7 +346,24 @@ export class Scheduler {
     )
   }
 
-  #settle (d: ClaimedDelivery, ep: Endpoint, r: AttemptResult, startedAt: number): void {
+  /**
+   * A slot of `ep` came free: start its oldest waiting attempt(s). If the breaker opened (or a probe
+   * is in flight) every waiting attempt is handed back due at the breaker's retry time; while
+   * stopping, due now (stop() normally empties the queues first).
+   */
+  #startWaiting (ep: Endpoint<ClaimedDelivery>, now: number): void {
+    while (ep.waiting.size > 0) {
+      const admission: Admission = this.#stopping ? 'open' : this.#gates.admit(ep, now)
+      if (admission === 'busy') return
+      const d = ep.waiting.shift()!
+      this.#waiting--
+      if (admission === 'go') this.#start(d, ep, parseTarget(d.webhookUrl), now)
+      else if (this.#stopping) this.#releases.push(new Release(d.organizationId, d.id, d.attempts, true, 0, null))
+      else this.#defer(d, ep, admission, now)
+    }
+  }
+
+  #settle (d: ClaimedDelivery, ep: Endpoint<ClaimedDelivery>, r: AttemptResult, startedAt: number): void {
     const now = Date.now()
     const aborted = r.kind === 'aborted'
     const before = ep.state
@@ -338,6 +401,7 @@ export class Scheduler {
         else this.#log.info(line, 'delivery attempt failed')
       }
     }
+    if (ep.waiting.size > 0) this.#startWaiting(ep, now)
     this.#scheduleFlush(FLUSH_DELAY_MS)
     if (this.#running === 0 && this.#idleWaiter !== null) this.#idleWaiter()
     this.#kick()

@@ -3,17 +3,23 @@
  * `FOR UPDATE SKIP LOCKED` and, in the same statement, either parks them or leases them:
  *
  *   cand    the oldest due rows (next_attempt_at <= now()), skipping rows another claimer holds and
- *           organizations this node is not admitting right now (busy or broken endpoints)
- *   picked  per organization at most what its endpoint can take now (or `perOrg`), so one
- *           organization's backlog cannot fill a batch that other organizations need (the rest stay
- *           untouched and are unlocked at commit)
+ *           organizations whose endpoint this node cannot take anything for right now (full or broken)
+ *   picked  per webhook origin at most what that origin can take now on this node (`capOrigins`, else
+ *           `perOrigin`), so a batch never holds more attempts for one receiver than it can start or
+ *           queue, however many organizations share it, and one origin's backlog cannot fill a batch
+ *           that others need (the rest stay untouched and are unlocked at commit); rows without a URL
+ *           are grouped per organization
  *   parked  no webhook URL (or no longer pending/failed): next_attempt_at = NULL until a URL is set
  *   claimed next_attempt_at = now() + lease, attempts + 1, series_attempt + 1
  *
- * The lease is the attempt timeout plus a margin: an attempt lost with its node becomes due again by
- * itself. Because the lease moves next_attempt_at into the future in the same statement that locked
- * the row, no other claimer (on any node) can see the row as due until the lease expires or the
- * result is written: each attempt is handed to exactly one worker.
+ * The origin is computed as `<scheme>//<host[:port]>` from the stored URL, which equals WHATWG
+ * `URL.origin` (what the scheduler keys endpoints by) for the normalized URLs checkWebhookUrl stores;
+ * for anything else the cap is only approximate, and the scheduler's per-endpoint gate still holds.
+ *
+ * The lease must cover the attempt's wait for an endpoint slot plus the attempt itself (the scheduler
+ * chooses it). Because the lease moves next_attempt_at into the future in the same statement that locked
+ * the row, no other claimer (on any node) can see the row as due until the lease expires or the result
+ * is written: each attempt is handed to exactly one worker.
  */
 import type { Sql } from '../client.ts'
 
@@ -64,40 +70,39 @@ interface ClaimRow {
 export interface ClaimOptions {
   /** Most attempts to lease. */
   readonly limit: number
-  /** Most attempts of one organization in this batch. */
-  readonly perOrg: number
+  /** Most attempts for one webhook origin in this batch, unless `capOrigins` lists it. */
+  readonly perOrigin: number
   readonly leaseMs: number
-  /**
-   * Per-organization room left on this node (bounded by the caller): organizations with 0 are not
-   * claimed at all, others get at most their number instead of `perOrg`.
-   */
-  readonly capOrgs: readonly string[]
-  readonly capRemaining: readonly number[]
+  /** Organizations not to claim for at all (their endpoint has no room on this node; bounded by the caller). */
+  readonly excludedOrgs: readonly string[]
+  /** Origins with less room than `perOrigin` on this node, and that room (bounded by the caller). */
+  readonly capOrigins: readonly string[]
+  readonly capRooms: readonly number[]
 }
 
 /** Leases up to `limit` due attempts (and parks due events that have nowhere to go). */
 export async function claimDeliveries (sql: Sql, o: ClaimOptions): Promise<ClaimedDelivery[]> {
-  // Candidates are over-fetched 4x so the per-organization cap can still fill the batch from others.
-  const excluded: string[] = []
-  for (let i = 0; i < o.capOrgs.length; i++) if (o.capRemaining[i] === 0) excluded.push(o.capOrgs[i]!)
+  // Candidates are over-fetched 4x so the per-origin cap can still fill the batch from others.
   const rows = await sql<ClaimRow[]>`
     with cand as (
       select e.organization_id, e.id, e.next_attempt_at, e.status, o.webhook_url, o.signing_secret,
-             case when o.previous_secret_expires_at > now() then o.previous_signing_secret end as previous_secret
+             case when o.previous_secret_expires_at > now() then o.previous_signing_secret end as previous_secret,
+             coalesce(split_part(o.webhook_url, '/', 1) || '//' || split_part(o.webhook_url, '/', 3),
+                      e.organization_id::text) as grp
         from events e
         left join organizations o on o.id = e.organization_id
        where e.next_attempt_at <= now()
-         and e.organization_id <> all(${sql.array(excluded)}::uuid[])
+         and e.organization_id <> all(${sql.array([...o.excludedOrgs])}::uuid[])
        order by e.next_attempt_at
        limit ${o.limit * 4}
          for update of e skip locked
     ), picked as (
       select r.* from (
-        select c.*, row_number() over (partition by c.organization_id order by c.next_attempt_at) as rn from cand c
+        select c.*, row_number() over (partition by c.grp order by c.next_attempt_at) as rn from cand c
       ) r
-      left join unnest(${sql.array([...o.capOrgs])}::uuid[], ${sql.array([...o.capRemaining])}::int[])
-             as cap(organization_id, remaining) on cap.organization_id = r.organization_id
-       where r.rn <= coalesce(cap.remaining, ${o.perOrg})
+      left join unnest(${sql.array([...o.capOrigins])}::text[], ${sql.array([...o.capRooms])}::int[])
+             as cap(origin, room) on cap.origin = r.grp
+       where r.rn <= coalesce(cap.room, ${o.perOrigin})
        order by r.next_attempt_at
        limit ${o.limit}
     ), parked as (
