@@ -57,10 +57,13 @@ CREATE TABLE events (
   PRIMARY KEY (organization_id, id)
 );
 
--- Inbox with a status filter: newest first, keyset-paged on (created_at, id).
-CREATE INDEX events_inbox_status ON events (organization_id, status, created_at DESC, id DESC);
--- Default inbox view (everything not yet delivered or acknowledged).
+-- The inbox, newest first, keyset-paged on (created_at, id). Two partial indexes instead of one on
+-- (organization_id, status, …): a new event enters only events_inbox_open, and the delivered index
+-- is written when an event leaves the open set — one btree insert less per ingested event.
+-- Open view (pending, failed, dead_letter; the default, and any of those statuses as a filter):
 CREATE INDEX events_inbox_open ON events (organization_id, created_at DESC, id DESC) WHERE status <> 'delivered';
+-- status=delivered:
+CREATE INDEX events_inbox_delivered ON events (organization_id, created_at DESC, id DESC) WHERE status = 'delivered';
 -- Delivery claims: the due work across organizations, oldest due first.
 CREATE INDEX events_due ON events (next_attempt_at) WHERE next_attempt_at IS NOT NULL;
 
@@ -72,4 +75,5 @@ CREATE TABLE dedup_keys (
   PRIMARY KEY (organization_id, dedup_id)
 );
 
-CREATE INDEX dedup_keys_expires_at ON dedup_keys (expires_at);
+-- Retention purge of expired records; BRIN because records arrive in expiry order (cheap on insert).
+CREATE INDEX dedup_keys_expires_at ON dedup_keys USING brin (expires_at);

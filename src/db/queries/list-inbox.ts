@@ -31,7 +31,13 @@ export interface InboxQuery {
 }
 
 export async function listInbox (sql: Sql, q: InboxQuery): Promise<InboxRow[]> {
-  const statusFilter = q.status === null ? sql`status <> 'delivered'` : sql`status = ${q.status}`
+  // Written so the planner matches the partial indexes (sql/0001_init.sql): every open-status filter
+  // also states `status <> 'delivered'`; delivered has its own index.
+  const statusFilter = q.status === null
+    ? sql`status <> 'delivered'`
+    : q.status === 'delivered'
+      ? sql`status = 'delivered'`
+      : sql`status <> 'delivered' and status = ${q.status}`
   const keyset = q.after === null
     ? sql``
     : sql`and (created_at, id) < (${q.after.createdAt}::timestamptz, ${q.after.id}::uuid)`
