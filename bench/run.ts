@@ -59,12 +59,16 @@ const { values: flags } = parseArgs({
     profile: { type: 'boolean', default: false },
     profiler: { type: 'string', default: '0x' },
     'no-readme': { type: 'boolean', default: false },
+    // The service runs as deployed: /metrics on (its counters cost is measured by comparing with off).
+    metrics: { type: 'string', default: 'on' },
     help: { type: 'boolean', short: 'h', default: false },
   },
   allowPositionals: false,
 })
 
 const LONG = flags.long === true
+// A fixed port for the service's /metrics while the bench runs (services are started one at a time).
+const METRICS_PORT = flags.metrics === 'off' ? '0' : String(await freePort())
 const D = LONG
   ? { ingestS: 60, ingestWarmS: 5, latencyMs: 60_000, latencyWarmMs: 5_000, deliveryMs: 60_000, deliveryWarmMs: 3_000 }
   : { ingestS: 15, ingestWarmS: 3, latencyMs: 20_000, latencyWarmMs: 2_000, deliveryMs: 15_000, deliveryWarmMs: 2_000 }
@@ -97,6 +101,7 @@ if (flags.help) {
   --calibrate     first measure autocannon with 0, 1 and 2 worker threads against bare uWS; use the best
   --ac-workers=N  autocannon worker threads (default ${AC_WORKERS_DEFAULT})
   --no-readme     do not update the results section of bench/README.md
+  --metrics=off   run the service with METRICS_PORT=0 (no counting at all), to measure what metrics cost
 DATABASE_URL: a server where the role may CREATE DATABASE (a scratch database is made and dropped);
 unset: an embedded PostgreSQL in a temporary directory.
 `)
@@ -208,7 +213,7 @@ function serviceEnv (db: BenchDatabase, port: number): Record<string, string> {
     DATABASE_URL: db.url,
     PORT: String(port),
     HOST: '127.0.0.1',
-    METRICS_PORT: '0',
+    METRICS_PORT,
     DELIVERY_ENABLED: 'true',
     ALLOW_PRIVATE_WEBHOOKS: 'true',
     KEYGEN_RATE_LIMIT_PER_MINUTE: '100000',
