@@ -71,7 +71,8 @@ export class Authenticator {
     } catch (err) {
       throw dbError(err)
     }
-    if (row === null) throw INVALID_KEY
+    // Unknown lookup part: remembered like a wrong secret, so a flood of one forged key costs one query.
+    if (row === null) { this.cache.setRefused(key); throw INVALID_KEY }
     const ok = await this.#argon2.verify(key, row.key_hash)
     if (!ok) { this.cache.setRefused(key); throw INVALID_KEY }
     const entry = new AuthEntry(row.id, row.org_no, row.tier, TIER_LIMITS[row.tier])
