@@ -4,6 +4,8 @@
  * found without hashing); the whole key is what Argon2id hashes. Pure module.
  */
 import { randomBytes } from 'node:crypto'
+import type { OrganizationRow } from '../db/queries/organizations.ts'
+import { TIER_LIMITS } from './tiers.ts'
 
 export const KEY_PREFIX = 'zap_live_'
 export const KEY_LENGTH = 64
@@ -23,4 +25,19 @@ export function isWellFormedKey (key: string): boolean {
 /** The non-secret lookup part of a well-formed key. */
 export function keyLookup (key: string): string {
   return key.slice(KEY_PREFIX.length, KEY_PREFIX.length + LOOKUP_LENGTH)
+}
+
+export const GENERATED_MESSAGE = "Save this API key securely - it won't be shown again"
+
+/** The body of a key generation (POST /api/keys/generate and `triggers-api keygen`): the key, once. */
+export function generatedKeyBody (key: string, org: OrganizationRow): Record<string, unknown> {
+  return {
+    api_key: key,
+    organization_id: org.id,
+    organization_name: org.name,
+    tier: org.tier,
+    rate_limit_per_minute: TIER_LIMITS[org.tier],
+    created_at: org.created_at.toISOString(),
+    message: GENERATED_MESSAGE,
+  }
 }

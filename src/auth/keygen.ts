@@ -7,8 +7,8 @@ import { hash } from '@node-rs/argon2'
 import { createDb } from '../db/client.ts'
 import { migrate } from '../db/migrate.ts'
 import { insertOrganization } from '../db/queries/organizations.ts'
-import { generateApiKey, keyLookup } from './api-key.ts'
-import { isTier, TIER_LIMITS } from './tiers.ts'
+import { generateApiKey, generatedKeyBody, keyLookup } from './api-key.ts'
+import { isTier } from './tiers.ts'
 
 export async function keygen (url: string, name: string, tier: string): Promise<Record<string, unknown>> {
   const trimmed = name.trim()
@@ -20,15 +20,7 @@ export async function keygen (url: string, name: string, tier: string): Promise<
     const key = generateApiKey()
     const keyHash = await hash(key) // Argon2id by default
     const org = await insertOrganization(sql, { id: randomUUID(), name: trimmed, tier, keyLookup: keyLookup(key), keyHash })
-    return {
-      api_key: key,
-      organization_id: org.id,
-      organization_name: org.name,
-      tier: org.tier,
-      rate_limit_per_minute: TIER_LIMITS[org.tier],
-      created_at: org.created_at.toISOString(),
-      message: "Save this API key securely - it won't be shown again",
-    }
+    return generatedKeyBody(key, org)
   } finally {
     await sql.end()
   }

@@ -10,14 +10,13 @@ import type { Body } from '../pipeline.ts'
 import { send } from '../reply.ts'
 import { serialize } from '../serializers.ts'
 import { ApiError } from '../../errors.ts'
-import { generateApiKey, keyLookup } from '../../auth/api-key.ts'
+import { generateApiKey, generatedKeyBody, keyLookup } from '../../auth/api-key.ts'
 import { isTier, TIER_LIMITS, type Tier } from '../../auth/tiers.ts'
 import { findOrganization, insertOrganization, rotateKey } from '../../db/queries/organizations.ts'
 import { dbError, isUniqueViolation } from '../../db/errors.ts'
 import { randomUUID } from 'node:crypto'
 import { codePoints } from '../../ingest/validate.ts'
 
-const GENERATED_MESSAGE = "Save this API key securely - it won't be shown again"
 const ROTATED_MESSAGE = 'API key rotated successfully - update your applications immediately'
 
 function parseGenerate (body: Body): { name: string, tier: Tier } {
@@ -47,15 +46,7 @@ export async function generateKey (ctx: Ctx, s: Services, body: Body): Promise<v
     const keyHash = await s.argon2.hash(key)
     try {
       const org = await insertOrganization(s.sql, { id: randomUUID(), name, tier, keyLookup: keyLookup(key), keyHash })
-      send(ctx, 201, serialize.generated({
-        api_key: key,
-        organization_id: org.id,
-        organization_name: org.name,
-        tier: org.tier,
-        rate_limit_per_minute: TIER_LIMITS[org.tier],
-        created_at: org.created_at.toISOString(),
-        message: GENERATED_MESSAGE,
-      }))
+      send(ctx, 201, serialize.generated(generatedKeyBody(key, org)))
       return
     } catch (err) {
       // A lookup-part collision (96 random bits) is astronomically rare; draw a new key once.
