@@ -25,9 +25,14 @@ test('logs are JSON, never carry keys, secrets or payloads, and are not per even
   const db = await createTestDatabase()
   defer(() => db.drop())
   const marker = `PAYLOAD-MARKER-${randomBytes(8).toString('hex')}`
-  // The server trusts 127.0.0.1, so a password in the URL is accepted and ignored: it must not be logged.
+  // A role of its own with a distinctive password (works whether the server trusts 127.0.0.1 or, like
+  // the embedded one, checks passwords): the password must never be logged.
   const dbPassword = `DBPASS-${randomBytes(8).toString('hex')}`
+  const role = `logs_${randomBytes(4).toString('hex')}`
+  await db.sql.unsafe(`create role ${role} login superuser password '${dbPassword}'`)
+  defer(async () => { await db.sql.unsafe(`drop role if exists ${role}`) })
   const dbUrl = new URL(db.url)
+  dbUrl.username = role
   dbUrl.password = dbPassword
 
   // The webhook receiver: the first delivery gets 500, every later one 200.
