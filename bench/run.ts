@@ -298,19 +298,8 @@ async function ingest (label: string, server: Target, orgs: readonly Org[], payl
   return { run, stored, dataLoss, serverCpu }
 }
 
-interface LatencyRun {
-  readonly rate: number
-  readonly durationMs: number
-  readonly scheduled: number
-  readonly sent: number
-  readonly answered: number
-  readonly ok2xx: number
-  readonly non2xx: number
-  readonly errors: number
-  readonly dropped: number
-  readonly status: Record<string, number>
-  readonly maxSendLagMs: number
-  readonly firstError: string | null
+/** An open-loop run as reported: its counts, with the raw latency arrays replaced by summaries. */
+interface LatencyRun extends Omit<OpenLoopResult, 'latencies' | 'latencies2xx' | 'byIndex'> {
   readonly latencyMs: LatencySummary
   readonly curve: { p: number, ms: number }[]
   /** p99 (ms) of the requests scheduled in each second of the run: when the slow ones happened. */
