@@ -59,7 +59,7 @@ function refuseWhenClosed (h: Handler): Handler {
 function otherMethod (s: Services, allow: string): Handler {
   const notAllowed = new ApiError('method_not_allowed')
   return (res, req) => {
-    const ctx = new Ctx(res, req, s.config.trustProxy, false, UNMATCHED)
+    const ctx = new Ctx(res, req, false, UNMATCHED)
     if (ctx.method === 'options') { sendPreflight(ctx); return }
     sendError(ctx, notAllowed, false, ['Allow', allow])
   }
@@ -77,7 +77,7 @@ export function buildApp (s: Services, extra: readonly Route[] = []): TemplatedA
   }
   const notFound = new ApiError('not_found')
   app.any('/*', refuseWhenClosed((res, req) => {
-    const ctx = new Ctx(res, req, s.config.trustProxy, false, UNMATCHED)
+    const ctx = new Ctx(res, req, false, UNMATCHED)
     fail(ctx, notFound)
   }))
   return app

@@ -36,7 +36,6 @@ export class Ctx {
   readonly hasApiKey: boolean
   /** Content-Length, or -1 when absent (chunked) or unparsable. */
   readonly contentLength: number
-  readonly clientIp: string
   /** The first route parameter (e.g. :event_id), '' when the route has none. */
   readonly param: string
   aborted: boolean
@@ -53,7 +52,7 @@ export class Ctx {
   readonly route: number
   readonly startedAt: number
 
-  constructor (res: HttpResponse, req: HttpRequest, trustProxy: boolean, hasParam: boolean, route: number) {
+  constructor (res: HttpResponse, req: HttpRequest, hasParam: boolean, route: number) {
     this.res = res
     this.route = route
     this.bodyText = ''
@@ -69,13 +68,6 @@ export class Ctx {
     this.hasApiKey = key !== ''
     const cl = req.getHeader('content-length')
     this.contentLength = cl === '' ? -1 : (/^\d{1,15}$/.test(cl) ? Number(cl) : -1)
-    let ip = ''
-    if (trustProxy) {
-      const xff = req.getHeader('x-forwarded-for')
-      if (xff !== '') ip = (xff.split(',')[0] ?? '').trim()
-    }
-    if (ip === '') ip = Buffer.from(res.getRemoteAddressAsText()).toString()
-    this.clientIp = ip
     this.param = hasParam ? req.getParameter(0) : ''
     this.aborted = false
     this.done = false
@@ -92,6 +84,19 @@ export class Ctx {
   finish (): void {
     if (!this.done) { this.done = true; inflight.count-- }
   }
+}
+
+/**
+ * The client's address, for the per-IP limit of key generation only (so other requests never pay for
+ * decoding it). Call in the synchronous part of the handler: it reads a header.
+ */
+export function clientIp (res: HttpResponse, req: HttpRequest, trustProxy: boolean): string {
+  if (trustProxy) {
+    const xff = req.getHeader('x-forwarded-for')
+    const first = xff === '' ? '' : (xff.split(',')[0] ?? '').trim()
+    if (first !== '') return first
+  }
+  return Buffer.from(res.getRemoteAddressAsText()).toString()
 }
 
 /** Installs the abort handler; call in the synchronous part of every handler that goes async. */

@@ -6,7 +6,7 @@
  * or rejects with becomes the API's envelope. Listener threads only.
  */
 import type { HttpRequest, HttpResponse } from './uws.ts'
-import { Ctx, track } from './context.ts'
+import { Ctx, clientIp, track } from './context.ts'
 import { readBody } from './body.ts'
 import { decodeUtf8, parseJsonText } from './json.ts'
 import { send, sendError } from './reply.ts'
@@ -82,7 +82,7 @@ function authorized (ctx: Ctx, s: Services, entry: AuthEntry, fn: RouteFn, bodyP
 export function authed (s: Services, route: RouteName, fn: RouteFn, mode: BodyMode, param = false): Handler {
   const r = routeIndex(route)
   return (res, req) => {
-    const ctx = new Ctx(res, req, s.config.trustProxy, param, r)
+    const ctx = new Ctx(res, req, param, r)
     let bodyP: BodyPromise = null
     if (mode !== 'none') bodyP = readBody(ctx)
     else track(ctx)
@@ -102,9 +102,9 @@ export function authed (s: Services, route: RouteName, fn: RouteFn, mode: BodyMo
 export function publicLimited (s: Services, route: RouteName, limit: number, fn: RouteFn): Handler {
   const r = routeIndex(route)
   return (res, req) => {
-    const ctx = new Ctx(res, req, s.config.trustProxy, false, r)
+    const ctx = new Ctx(res, req, false, r)
     const bodyP = readBody(ctx)
-    const d = s.limiter.clientIp(ctx.clientIp, limit, decision)
+    const d = s.limiter.clientIp(clientIp(res, req, s.config.trustProxy), limit, decision)
     setRateHeaders(ctx, d)
     if (!d.allowed) { fail(ctx, rateLimitError(d)); return }
     withBody(ctx, s, fn, bodyP, 'json')
@@ -115,7 +115,7 @@ export function publicLimited (s: Services, route: RouteName, limit: number, fn:
 export function open (s: Services, route: RouteName, fn: RouteFn): Handler {
   const r = routeIndex(route)
   return (res, req) => {
-    const ctx = new Ctx(res, req, s.config.trustProxy, false, r)
+    const ctx = new Ctx(res, req, false, r)
     track(ctx)
     runRoute(ctx, s, fn, null)
   }

@@ -37,47 +37,45 @@ export async function insertEvents (sql: Sql, b: EventBatch, createdAt: Date, de
   const expiresAt = new Date(createdAt.getTime() + dedupWindowSeconds * 1000)
   // One statement is one implicit transaction: atomic and durable when it returns (synchronous_commit
   // stays on), without the BEGIN and COMMIT round trips of an explicit transaction.
-  {
-    const rows = await sql<{ id: string, due: boolean }[]>`
-      with input as (
-        select * from unnest(${b.organizationIds}::uuid[], ${b.ids}::uuid[], ${b.types}::text[],
-                             ${b.payloads}::text[], ${b.dedupIds}::text[])
-          as t(organization_id, id, type, payload, dedup_id)
-      ), claimed as (
-        insert into dedup_keys (organization_id, dedup_id, event_id, expires_at)
-        select organization_id, dedup_id, id, ${expiresAt}::timestamptz from input where dedup_id is not null
-        on conflict (organization_id, dedup_id) do update
-          set event_id = excluded.event_id, expires_at = excluded.expires_at
-          where dedup_keys.expires_at <= ${createdAt}::timestamptz
-        returning event_id
-      )
-      insert into events (organization_id, id, type, payload, dedup_id, status, next_attempt_at, created_at, updated_at)
-      select i.organization_id, i.id, i.type, i.payload::json, i.dedup_id, 'pending',
-             case when o.webhook_url is not null then ${createdAt}::timestamptz end,
-             ${createdAt}::timestamptz, ${createdAt}::timestamptz
-        from input i join organizations o on o.id = i.organization_id
-       where i.dedup_id is null or i.id in (select event_id from claimed)
-      returning id, next_attempt_at is not null as due`
-    const inserted = new Set<string>()
-    let anyDue = false
-    for (const r of rows) { inserted.add(r.id); if (r.due) anyDue = true }
-    const duplicates = new Map<string, string>()
-    if (inserted.size < b.ids.length) {
-      const orgs: string[] = []
-      const dedups: string[] = []
-      for (let i = 0; i < b.ids.length; i++) {
-        const d = b.dedupIds[i]
-        if (d != null && !inserted.has(b.ids[i]!)) { orgs.push(b.organizationIds[i]!); dedups.push(d) }
-      }
-      if (orgs.length > 0) {
-        // A new statement sees batches that committed while ours waited on their dedup rows.
-        const found = await sql<{ organization_id: string, dedup_id: string, event_id: string }[]>`
-          select k.organization_id, k.dedup_id, k.event_id
-            from dedup_keys k
-            join unnest(${orgs}::uuid[], ${dedups}::text[]) as t(o, d) on k.organization_id = t.o and k.dedup_id = t.d`
-        for (const f of found) duplicates.set(dedupKey(f.organization_id, f.dedup_id), f.event_id)
-      }
+  const rows = await sql<{ id: string, due: boolean }[]>`
+    with input as (
+      select * from unnest(${b.organizationIds}::uuid[], ${b.ids}::uuid[], ${b.types}::text[],
+                           ${b.payloads}::text[], ${b.dedupIds}::text[])
+        as t(organization_id, id, type, payload, dedup_id)
+    ), claimed as (
+      insert into dedup_keys (organization_id, dedup_id, event_id, expires_at)
+      select organization_id, dedup_id, id, ${expiresAt}::timestamptz from input where dedup_id is not null
+      on conflict (organization_id, dedup_id) do update
+        set event_id = excluded.event_id, expires_at = excluded.expires_at
+        where dedup_keys.expires_at <= ${createdAt}::timestamptz
+      returning event_id
+    )
+    insert into events (organization_id, id, type, payload, dedup_id, status, next_attempt_at, created_at, updated_at)
+    select i.organization_id, i.id, i.type, i.payload::json, i.dedup_id, 'pending',
+           case when o.webhook_url is not null then ${createdAt}::timestamptz end,
+           ${createdAt}::timestamptz, ${createdAt}::timestamptz
+      from input i join organizations o on o.id = i.organization_id
+     where i.dedup_id is null or i.id in (select event_id from claimed)
+    returning id, next_attempt_at is not null as due`
+  const inserted = new Set<string>()
+  let anyDue = false
+  for (const r of rows) { inserted.add(r.id); if (r.due) anyDue = true }
+  const duplicates = new Map<string, string>()
+  if (inserted.size < b.ids.length) {
+    const orgs: string[] = []
+    const dedups: string[] = []
+    for (let i = 0; i < b.ids.length; i++) {
+      const d = b.dedupIds[i]
+      if (d != null && !inserted.has(b.ids[i]!)) { orgs.push(b.organizationIds[i]!); dedups.push(d) }
     }
-    return { inserted, anyDue, duplicates }
+    if (orgs.length > 0) {
+      // A new statement sees batches that committed while ours waited on their dedup rows.
+      const found = await sql<{ organization_id: string, dedup_id: string, event_id: string }[]>`
+        select k.organization_id, k.dedup_id, k.event_id
+          from dedup_keys k
+          join unnest(${orgs}::uuid[], ${dedups}::text[]) as t(o, d) on k.organization_id = t.o and k.dedup_id = t.d`
+      for (const f of found) duplicates.set(dedupKey(f.organization_id, f.dedup_id), f.event_id)
+    }
   }
+  return { inserted, anyDue, duplicates }
 }
