@@ -40,10 +40,6 @@ export interface RunningService {
   stop (): Promise<void>
 }
 
-function waitFor<T> (pred: (resolve: (v: T) => void) => void): Promise<T> {
-  return new Promise(pred)
-}
-
 export async function startService (config: Config, log: Logger): Promise<RunningService> {
   let embedded: EmbeddedDb | null = null
   let databaseUrl = config.databaseUrl
@@ -148,7 +144,7 @@ export async function startService (config: Config, log: Logger): Promise<Runnin
 
   /** Resolves with the listener's port once it listens; rejects if it could not or exited first. */
   const listened = (s: Supervised, i: number): Promise<number> => {
-    const listening = waitFor<number>(resolve => { onListening.set(s, resolve) })
+    const listening = new Promise<number>(resolve => { onListening.set(s, resolve) })
     const exited = s.exited().then(code => { throw new Error(`listener ${i} exited with code ${code} before listening`) })
     return Promise.race([listening, exited]).then(got => {
       if (got < 0) throw new Error(`listener ${i} could not listen on ${config.host}:${port}`)
