@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url'
 import path from 'node:path'
 import type { Sql } from './client.ts'
 import { isUniqueViolation } from './errors.ts'
+import { applyMigration, appliedMigrations, lockMigrations } from './queries/apply-migrations.ts'
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('../../sql/', import.meta.url))
 // Any constant works; it only has to be the same on every node ('trig' in ASCII).
@@ -26,19 +27,13 @@ export async function migrate (sql: Sql, dir = MIGRATIONS_DIR): Promise<number[]
   const migrations = await listMigrations(dir)
   const applied: number[] = []
   await sql.begin(async tx => {
-    // Transaction-scoped lock: released on commit, so it cannot leak from a pooled connection.
-    await tx`select pg_advisory_xact_lock(${LOCK_KEY})`
-    await tx`create table if not exists schema_migrations (
-      version integer primary key, name text not null, applied_at timestamptz not null default now())`
-    const done = new Set((await tx<{ version: number }[]>`select version from schema_migrations`).map(r => r.version))
+    await lockMigrations(tx, LOCK_KEY)
+    const done = await appliedMigrations(tx)
     for (const m of migrations) {
       if (done.has(m.version)) continue
       const text = await readFile(m.file, 'utf8')
       try {
-        await tx.savepoint(async sp => {
-          await sp`insert into schema_migrations (version, name) values (${m.version}, ${m.name})`
-          await sp.unsafe(text)
-        })
+        await applyMigration(tx, m.version, m.name, text)
       } catch (err) {
         if (isUniqueViolation(err)) continue
         throw err

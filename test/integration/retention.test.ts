@@ -1,5 +1,5 @@
 /**
- * Retention against a real PostgreSQL (maintenance/retention.ts): events older than RETENTION_DAYS
+ * Retention against a real PostgreSQL (primary/retention.ts): events older than RETENTION_DAYS
  * and expired dedup records are deleted, in batches of 1,000, and nothing else is; RetentionJob runs
  * both, logs one line with the counts, never runs two purges at once, and survives a failing database.
  */
@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto'
 import { pino } from 'pino'
 import { createTestDatabase, waitFor, type TestDatabase } from '../helpers/db.ts'
 import { createDb, type Sql } from '../../src/db/client.ts'
-import { purgeDedupKeys, purgeEvents, RetentionJob } from '../../src/maintenance/retention.ts'
+import { purgeDedupKeys, purgeEvents, RetentionJob } from '../../src/primary/retention.ts'
 import type { Logger } from '../../src/log.ts'
 
 /** A real pino logger whose lines are kept in memory. */

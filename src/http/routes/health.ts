@@ -6,6 +6,7 @@ import type { Ctx } from '../context.ts'
 import type { Services } from '../services.ts'
 import { send } from '../reply.ts'
 import { serialize } from '../serializers.ts'
+import { pingDatabase } from '../../db/queries/ping-database.ts'
 
 export function live (ctx: Ctx): void {
   send(ctx, 200, serialize.health({ status: 'ok', timestamp: new Date().toISOString() }))
@@ -17,7 +18,7 @@ export async function ready (ctx: Ctx, s: Services): Promise<void> {
   // of the query are observed here, so a late failure cannot become an unhandled rejection.
   const problem = await new Promise<string | null>(resolve => {
     timer = setTimeout(resolve, 1000, 'database did not answer within 1 s')
-    s.sql`select 1`.execute().then(() => { resolve(null) }, (err: unknown) => {
+    pingDatabase(s.sql).then(() => { resolve(null) }, (err: unknown) => {
       resolve(err instanceof Error ? err.message : 'database unreachable')
     })
   })

@@ -1,41 +1,34 @@
 /**
  * Retention: events older than RETENTION_DAYS and expired dedup records are deleted in small batches
  * (1,000 rows per statement, each its own short transaction, with a pause between batches), so the
- * purge never holds locks long enough to block ingest. Runs on the primary thread once a minute; on
- * several nodes each runs it, and concurrent purges only split the work (ctid deletes of rows already
- * gone are no-ops).
+ * purge never holds locks long enough to block ingest (the statements: db/queries/delete-expired.ts).
+ * Runs on the primary thread once a minute; on several nodes each runs it, and concurrent purges only
+ * split the work.
  */
 import type { Sql } from '../db/client.ts'
 import type { Logger } from '../log.ts'
+import { deleteExpiredDedupKeys, deleteExpiredEvents } from '../db/queries/delete-expired.ts'
 
 const BATCH = 1000
 
-export async function purgeEvents (sql: Sql, retentionDays: number, maxBatches = 1000): Promise<number> {
+/** Runs `batch` until it deletes fewer than BATCH rows (or `maxBatches` ran), pausing between batches. */
+async function inBatches (maxBatches: number, batch: () => Promise<number>): Promise<number> {
   let total = 0
   for (let i = 0; i < maxBatches; i++) {
-    const r = await sql`
-      delete from events where ctid = any(array(
-        select ctid from events
-         where created_at < now() - make_interval(days => ${retentionDays})
-         limit ${BATCH}))`
-    total += r.count
-    if (r.count < BATCH) break
+    const n = await batch()
+    total += n
+    if (n < BATCH) break
     await new Promise(resolve => setTimeout(resolve, 10))
   }
   return total
 }
 
+export async function purgeEvents (sql: Sql, retentionDays: number, maxBatches = 1000): Promise<number> {
+  return await inBatches(maxBatches, async () => await deleteExpiredEvents(sql, retentionDays, BATCH))
+}
+
 export async function purgeDedupKeys (sql: Sql, maxBatches = 1000): Promise<number> {
-  let total = 0
-  for (let i = 0; i < maxBatches; i++) {
-    const r = await sql`
-      delete from dedup_keys where ctid = any(array(
-        select ctid from dedup_keys where expires_at < now() limit ${BATCH}))`
-    total += r.count
-    if (r.count < BATCH) break
-    await new Promise(resolve => setTimeout(resolve, 10))
-  }
-  return total
+  return await inBatches(maxBatches, async () => await deleteExpiredDedupKeys(sql, BATCH))
 }
 
 export class RetentionJob {

@@ -1,0 +1,125 @@
+/**
+ * Supervision of the HTTP listener threads (THREADS of them, one uWS app each on one port). Start-up:
+ * every listener boots (thread start, imports, app build) while the primary applies the migrations,
+ * and is told to `listen` only after them; `start` resolves once all of them listen. Then this module
+ * answers their messages: Argon2 work (auth/argon2-relay.ts), the rotation handshake
+ * (eviction-handshake.ts), delivery wake-ups, drain reports, and a retiring listener's replacement.
+ * Listeners are never terminated (see threads/spawn.ts): `stop` asks them to drain and waits.
+ * Primary thread only.
+ */
+import type { Config } from '../config/load.ts'
+import type { Logger } from '../log.ts'
+import { Supervised, workerUrl } from '../threads/spawn.ts'
+import { parseListenerToPrimary, type PrimaryToListener } from '../threads/protocol.ts'
+import type { Argon2Pool } from '../auth/argon2-pool.ts'
+import { answerArgon2 } from '../auth/argon2-relay.ts'
+import { EvictionHandshake } from './eviction-handshake.ts'
+import type { ThreadInit } from './thread-init.ts'
+
+export interface ListenerGroupOptions {
+  readonly config: Config
+  readonly log: Logger
+  readonly init: ThreadInit
+  /** The concrete port every listener binds (SO_REUSEPORT). */
+  readonly port: number
+  readonly argon2: Argon2Pool
+  /** A listener committed events that are due for delivery. */
+  readonly wakeDelivery: () => void
+}
+
+export class ListenerGroup {
+  readonly threads: Supervised[] = []
+  readonly handshake = new EvictionHandshake(this.threads)
+  readonly #o: ListenerGroupOptions
+  readonly #drained = new Set<Supervised>()
+  readonly #onListening = new Map<Supervised, (port: number) => void>()
+
+  constructor (o: ListenerGroupOptions) { this.#o = o }
+
+  /** Listeners that reported 'drained'. */
+  get drained (): number { return this.#drained.size }
+
+  /**
+   * Starts every listener now, lets them accept once `migrated` settles without an error, and
+   * resolves when all listen. On any failure, drains what was started and rejects.
+   */
+  async start (migrated: Promise<Error | null>): Promise<void> {
+    const { config, log, init } = this.#o
+    try {
+      const waits: Promise<number>[] = []
+      for (let i = 0; i < config.threads; i++) {
+        const s = new Supervised({
+          name: `http-${i}`,
+          file: workerUrl('http/thread'),
+          init: init.slot(`http-${i}`, i),
+          log,
+          onMessage: (w, raw) => { this.#onMessage(w, raw) },
+          onRestart: w => { this.handshake.forget(w) },
+          youngGenerationMb: config.threadYoungGenerationMb,
+        })
+        this.threads.push(s)
+        waits.push(this.#listened(s, i))
+        // Observed below through Promise.all; this handler only keeps an early failure from being unhandled.
+        waits[i]!.then(undefined, () => {})
+      }
+      const failed = await migrated
+      if (failed !== null) throw failed
+      init.accepting = true
+      this.handshake.broadcast({ v: 1, type: 'listen' })
+      await Promise.all(waits)
+    } catch (err) {
+      for (const l of this.threads) l.stopping = true
+      for (const l of this.threads) { l.post({ v: 1, type: 'drain' } satisfies PrimaryToListener); await l.stop(config.shutdownTimeoutMs, false) }
+      throw err
+    }
+  }
+
+  /** Every listener stops accepting, answers what it received and commits its writer; true if all exited within `ms`. */
+  async stop (ms: () => number): Promise<boolean> {
+    for (const l of this.threads) { l.stopping = true; l.post({ v: 1, type: 'drain' } satisfies PrimaryToListener) }
+    const exited = await Promise.all(this.threads.map(async l => await l.stop(ms(), false)))
+    return !exited.includes(false)
+  }
+
+  /** Resolves with the listener's port once it listens; rejects if it could not or exited first. */
+  #listened (s: Supervised, i: number): Promise<number> {
+    const { config, port } = this.#o
+    const listening = new Promise<number>(resolve => { this.#onListening.set(s, resolve) })
+    const exited = s.exited().then(code => { throw new Error(`listener ${i} exited with code ${code} before listening`) })
+    return Promise.race([listening, exited]).then(got => {
+      if (got < 0) throw new Error(`listener ${i} could not listen on ${config.host}:${port}`)
+      return got
+    })
+  }
+
+  #onMessage (w: Supervised, raw: unknown): void {
+    const { log } = this.#o
+    const m = parseListenerToPrimary(raw)
+    if (m === null) { log.warn({ thread: w.name }, 'unknown message from listener'); return }
+    switch (m.type) {
+      case 'listening':
+        this.#onListening.get(w)?.(m.port)
+        this.#onListening.delete(w)
+        break
+      case 'argon2':
+        answerArgon2(this.#o.argon2, m, r => { w.post(r) }, log)
+        break
+      case 'evict':
+        this.handshake.request(w, m.id, m.organizationId)
+        break
+      case 'evict-ack':
+        this.handshake.acknowledged(w, m.ack)
+        break
+      case 'committed':
+        this.#o.wakeDelivery()
+        break
+      case 'drained':
+        this.#drained.add(w)
+        break
+      case 'retiring':
+        log.error({ thread: w.name }, 'listener failed and is retiring; starting a replacement')
+        w.replace()
+        break
+    }
+  }
+}
