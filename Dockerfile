@@ -5,14 +5,21 @@
 #   docker build -t triggers-api:0.1.0 .          (or scripts/docker-build.sh)
 #   docker run --init -e DATABASE_URL=postgres://... -p 8080:8080 -p 9090:9090 triggers-api:0.1.0
 #
-# Reviewed, not built where it was written: the development machine has no Docker engine.
+# Reviewed, not built where it was written: the development machine has no Docker engine, so this
+# image has never been built or run there. What was run instead, outside a container: the service and
+# its HTTP, shutdown and OpenAPI tests on Debian's Node 24.22 with glibc 2.43 and on Node 20 with
+# Debian 13's glibc 2.41 — both loading the uWS v20.57 binary this image relies on.
 #
-# Why bookworm-slim (Debian 12, glibc 2.36) and Node 20: the uWebSockets.js native binary
-# (@trufflesuite/uws-js-unofficial@20.30.0-unofficial.0, loaded in src/http/uws.ts) ships builds for
-# Node 16/18/20 only (ABI 93/108/115) and needs glibc >= 2.27 on Linux x64 or arm64. Alpine (musl)
-# and Node 22+ do not work: start-up stops with one line naming the missing binary.
+# Why Node 24 on trixie-slim (Debian 13, glibc 2.41): Node 24 is the newest LTS line that the
+# uWebSockets.js binaries cover. The service loads the uWS v20.57 build
+# (@btc-vision/uwebsockets.js@20.57.0, an optional dependency; src/http/uws-choice.ts decides), whose
+# Linux binaries exist for Node 20/22/24/25 on x64 and arm64 and need glibc >= 2.38 — so not
+# bookworm (glibc 2.36), where only the older v20.30 build loads and only on Node 20. Node 26 has no
+# binary in either build; Alpine (musl) has none at all. Either way start-up stops with one line
+# naming the missing binary, never a slow fallback. Override NODE_IMAGE only with another Node 22/24
+# image on glibc >= 2.38, or node:20-bookworm-slim (the v20.30 build).
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+ARG NODE_IMAGE=node:24-trixie-slim
 
 # ---- build: install everything from the lockfile, compile src/ to dist/, drop dev dependencies ----
 FROM ${NODE_IMAGE} AS build

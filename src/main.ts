@@ -6,6 +6,7 @@
 import { ConfigError, loadConfig, redactConfig, type Config } from './config/load.ts'
 import { createLogger } from './log.ts'
 import { startService, type RunningService } from './service.ts'
+import { uwsPreflight } from './http/uws-host.ts'
 
 export async function serve (): Promise<void> {
   let config: Config
@@ -18,6 +19,8 @@ export async function serve (): Promise<void> {
     }
     throw err
   }
+  const noUws = uwsPreflight()
+  if (noUws !== null) { process.stderr.write(`triggers-api: ${noUws}\n`); process.exit(2) }
   const log = createLogger(config.logLevel, 'primary')
   process.on('uncaughtException', err => { log.fatal({ err }, 'uncaught exception'); process.exit(1) })
   process.on('unhandledRejection', err => { log.fatal({ err }, 'unhandled rejection'); process.exit(1) })
