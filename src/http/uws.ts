@@ -15,7 +15,7 @@
  * - `onData`, `onAborted`, `cork`, `end(body, closeConnection)`, `endWithoutBody(length?, close?)`
  *   (http/reply.ts HEAD handling), `getRemoteAddressAsText`, `close`, `us_listen_socket_close` and
  *   `us_socket_local_port` have the same signatures and behave alike for everything the service does
- *   (every write is corked: v20.57 warns about writes outside `cork`).
+ *   (every write is corked; both print a warning for writes outside `cork`).
  * - v20.57 adds `filter`, `DeclarativeResponse`, `setTimeout`/`clearTimeout` and the WebSocket
  *   `dropped` handler; v20.30 has `sendFirstFragment`/`sendFragment`/`sendLastFragment` and `_cfg`. The
  *   service uses none of them. Types come from the v20.30 package, always installed.
