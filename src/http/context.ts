@@ -7,6 +7,7 @@
 import type { HttpRequest, HttpResponse } from './uws.ts'
 import { randomBytes } from 'node:crypto'
 import type { AuthEntry } from '../auth/key-cache.ts'
+import type { Upload } from './body.ts'
 
 const ID_RE = /^[\x21-\x7e]{1,200}$/
 const idPrefix = randomBytes(6).toString('hex')
@@ -48,6 +49,8 @@ export class Ctx {
   status: number
   /** The decoded JSON body text ('' until read; routes that store raw JSON use it). */
   bodyText: string
+  /** The request body being read (body.ts), null when the route reads none. */
+  upload: Upload | null
   /** Index into metrics/layout.ts ROUTES. */
   readonly route: number
   readonly startedAt: number
@@ -56,6 +59,7 @@ export class Ctx {
     this.res = res
     this.route = route
     this.bodyText = ''
+    this.upload = null
     this.startedAt = performance.now()
     this.method = req.getMethod()
     this.url = req.getUrl()

@@ -55,11 +55,28 @@ export function send (ctx: Ctx, status: number, body: string, headers: readonly 
   metrics.request(ctx.route, status, (performance.now() - ctx.startedAt) / 1000)
   // While draining, connections are closed after their response so clients reconnect elsewhere.
   const closeAfter = close || inflight.draining
+  // A closing answer while the request body is still arriving lingers (body.ts) instead of resetting.
+  const upload = close && ctx.method !== 'head' && ctx.upload !== null && !ctx.upload.complete ? ctx.upload : null
   ctx.res.cork(() => {
     writeCommon(ctx, status)
     if (headers !== null) for (let i = 0; i + 1 < headers.length; i += 2) ctx.res.writeHeader(headers[i]!, headers[i + 1]!)
-    endWith(ctx, body, closeAfter)
+    if (upload !== null) writeAhead(ctx, body)
+    else endWith(ctx, body, closeAfter)
   })
+  upload?.linger()
+}
+
+/**
+ * The end of the head and the whole body, written as the value of the last header. uWS offers no way
+ * to finish a response and still close its connection later: `end(body, true)` closes at once (a reset
+ * while the client uploads), and after any `end` the response object may no longer be used, not even
+ * to close. So the framing is written by hand — Content-Length, the blank line, the body and a
+ * trailing CRLF that JSON allows — uWS never ends this response, and body.ts closes the connection
+ * once the upload is read. The client has the complete answer at once.
+ */
+function writeAhead (ctx: Ctx, body: string): void {
+  ctx.res.writeHeader('Date', new Date().toUTCString())
+  ctx.res.writeHeader('Connection', `close\r\nContent-Length: ${Buffer.byteLength(body) + 2}\r\n\r\n${body}`)
 }
 
 /**

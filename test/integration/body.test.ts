@@ -1,15 +1,24 @@
 /**
  * Request bodies at the socket level (node:net, no HTTP client in the way): the 1 MiB cap decided from
  * Content-Length and while a chunked body streams in — without the client having to send the rest —
- * the connection closed after the 413; aborted uploads that leave nothing behind (no event, no leaked
- * request, the service still answers and still shuts down promptly); and a slow client that is served.
+ * the connection closed after the 413; a client still uploading past the cap reads the 413 (the
+ * connection lingers, reading and discarding, instead of resetting), within bounded bytes and time;
+ * the cap as a parameter of the body reader (a route with its own cap on a real uWS app); aborted
+ * uploads that leave nothing behind (no event, no leaked request, the service still answers and still
+ * shuts down promptly); and a slow client that is served.
  */
 import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
 import net from 'node:net'
 import { once } from 'node:events'
 import { setTimeout as delay } from 'node:timers/promises'
+import { Agent, fetch } from 'undici'
 import { startTestService, type TestService } from '../helpers/server.ts'
+import { uws } from '../../src/http/uws.ts'
+import { Ctx } from '../../src/http/context.ts'
+import { LINGER_MAX_BYTES, readBody } from '../../src/http/body.ts'
+import { send, sendError } from '../../src/http/reply.ts'
+import { ApiError } from '../../src/errors.ts'
 
 const MiB = 1024 * 1024
 
@@ -39,9 +48,15 @@ class RawConn {
   readonly response: Promise<RawResponse>
   readonly closed: Promise<void>
 
-  constructor (svc: TestService) {
+  /** The server ended the connection with FIN (not a reset). */
+  ended = false
+  /** The error the socket saw, if any (EPIPE/ECONNRESET when the server reset it). */
+  error: string | null = null
+
+  constructor (svc: { port: number }) {
     this.sock = net.connect(svc.port, '127.0.0.1')
-    this.sock.on('error', () => { /* a reset after the server closes is expected; `closed` reports the end */ })
+    this.sock.on('end', () => { this.ended = true })
+    this.sock.on('error', (err: NodeJS.ErrnoException) => { this.error = err.code ?? err.message })
     this.closed = new Promise(resolve => { this.sock.once('close', () => { this.#closed = true; resolve() }) })
     this.response = new Promise((resolve, reject) => {
       const onData = (d: Buffer): void => {
@@ -92,6 +107,14 @@ class RawConn {
   }
 
   destroy (): void { this.sock.destroy() }
+}
+
+/** Writes `total` bytes of filler in 64 KiB pieces, stopping early if the connection closes. */
+async function blast (c: RawConn, total: number): Promise<void> {
+  const piece = Buffer.alloc(64 * 1024, 0x20)
+  for (let left = total; left > 0 && !c.isClosed && !c.sock.destroyed; left -= piece.length) {
+    await c.write(left >= piece.length ? piece : piece.subarray(0, left))
+  }
 }
 
 function head (opts: { key?: string, length?: number, chunked?: boolean, path?: string }): string {
@@ -150,8 +173,7 @@ test('the cap is exactly 1 MiB (Content-Length): 1 MiB is read and parsed, 1 MiB
   ok.destroy()
   await ok.closed
 
-  // Only a few bytes follow the headers: the 413 is decided from Content-Length alone. (A client
-  // still blasting its body when the server closes may see a reset instead: docs/errors.md, Notes.)
+  // Only a few bytes follow the headers: the 413 is decided from Content-Length alone.
   const over = new RawConn(s)
   await over.write(head({ key: org.key, length: MiB + 1 }), false)
   await over.write(padded.slice(0, 2048))
@@ -198,6 +220,134 @@ test('chunked body: 201 up to exactly 1 MiB; one byte more is 413 while the body
   assert.equal(r.headers.get('connection'), 'close')
   await c.closed
   assert.equal(await countEvents('chunked-1mib'), 1)
+})
+
+test('a client still uploading past the cap reads the 413: undici fetch, streamed (chunked) and with Content-Length', async () => {
+  const size = 8 * MiB
+  const filler = Buffer.alloc(size, 0x20)
+  const agent = new Agent({ connections: 4 })
+  try {
+    for (const mode of ['stream', 'length'] as const) {
+      for (let i = 0; i < 8; i++) {
+        let off = 0
+        const body = mode === 'length'
+          ? filler
+          : new ReadableStream<Uint8Array>({
+            pull (c) {
+              if (off >= size) { c.close(); return }
+              c.enqueue(filler.subarray(off, off + 64 * 1024))
+              off += 64 * 1024
+            },
+          })
+        const r = await fetch(s.base + '/api/events', {
+          method: 'POST', headers: { 'x-api-key': org.key, 'content-type': 'application/json' }, body, duplex: 'half', dispatcher: agent,
+        })
+        const text = await r.text()
+        assert.equal(r.status, 413, `${mode} #${i}: ${text}`)
+        assert.equal(JSON.parse(text).code, 'body_too_large')
+        assert.equal(r.headers.get('connection'), 'close')
+        assert.ok((r.headers.get('x-request-id') ?? '') !== '')
+      }
+    }
+  } finally {
+    await agent.close()
+  }
+})
+
+test('raw: a client that sends its whole oversized body reads the 413, then the server closes cleanly (FIN, no reset)', async () => {
+  for (const chunked of [false, true]) {
+    const c = new RawConn(s)
+    await c.write(head({ key: org.key, ...(chunked ? { chunked: true } : { length: 3 * MiB }) }), false)
+    if (chunked) {
+      const piece = Buffer.alloc(64 * 1024, 0x20)
+      for (let i = 0; i < 48; i++) await c.write(chunk(piece))
+      await c.write('0\r\n\r\n')
+    } else {
+      await blast(c, 3 * MiB)
+    }
+    const r = await c.response
+    assertBodyTooLarge(r)
+    assert.equal(r.headers.get('connection'), 'close')
+    assert.equal(r.json.limit, MiB)
+    await c.closed
+    assert.equal(c.error, null, `chunked=${chunked}: the connection was reset`)
+    assert.ok(c.ended, `chunked=${chunked}: the server ended the connection with FIN`)
+    assert.equal(c.sent, chunked ? 48 * chunk(Buffer.alloc(64 * 1024)).length + 5 : 3 * MiB, 'every byte was accepted')
+  }
+})
+
+test('lingering is bounded: a client uploading far past the cap, or trickling, is cut off', async () => {
+  // Declares 256 MiB and keeps writing: the server reads at most LINGER_MAX_BYTES past the cap (plus
+  // what the kernel buffers on the way), then closes.
+  const big = new RawConn(s)
+  await big.write(head({ key: org.key, length: 256 * MiB }), false)
+  await blast(big, 256 * MiB)
+  await big.closed
+  assert.ok(big.sent < MiB + LINGER_MAX_BYTES + 32 * MiB, `the client sent ${big.sent} bytes before the close`)
+
+  // Declares 5 MiB and trickles 2 KiB at a time: the connection is closed after a bounded time, long
+  // before the body could end.
+  const slow = new RawConn(s)
+  await slow.write(head({ key: org.key, length: 5 * MiB }), false)
+  const r = await slow.response
+  assertBodyTooLarge(r)
+  while (!slow.isClosed) {
+    await slow.write(Buffer.alloc(2048, 0x20))
+    await delay(100)
+  }
+  assert.ok(slow.sent < 5 * MiB)
+  const ok = await s.api('POST', '/api/events', { key: org.key, body: { type: 'after-linger', payload: {} } })
+  assert.equal(ok.status, 201)
+})
+
+test('the cap is a parameter of the body reader: a route with a 4 MiB cap on a real uWS app', async t => {
+  const cap = 4 * MiB
+  const app = uws.App()
+  app.post('/capped', (res, req) => {
+    const ctx = new Ctx(res, req, false, 0)
+    readBody(ctx, cap).then(b => {
+      if (b === null) return
+      if (b instanceof ApiError) sendError(ctx, b, true)
+      else send(ctx, 201, JSON.stringify({ bytes: b.length }))
+    }, () => {})
+  })
+  const port = await new Promise<number>((resolve, reject) => {
+    app.listen('127.0.0.1', 0, ls => { if (ls === false) reject(new Error('listen failed')); else resolve(uws.us_socket_local_port(ls)) })
+  })
+  t.after(() => { Reflect.apply(Reflect.get(app, 'close') as () => void, app, []) })
+  const headFor = (length: number): string => `POST /capped HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${length}\r\n\r\n`
+
+  const exact = new RawConn({ port })
+  await exact.write(headFor(cap), false)
+  await blast(exact, cap)
+  const r1 = await exact.response
+  assert.equal(r1.status, 201, r1.body)
+  assert.equal(r1.json.bytes, cap)
+  exact.destroy()
+  await exact.closed
+
+  // One byte over, sent in full: the 413 names the route's cap, and the connection closes cleanly.
+  const over = new RawConn({ port })
+  await over.write(headFor(cap + 1), false)
+  await blast(over, cap + 1)
+  const r2 = await over.response
+  assertBodyTooLarge(r2)
+  assert.equal(r2.json.limit, cap)
+  assert.match(r2.json.error, /4 MiB/)
+  await over.closed
+  assert.equal(over.error, null)
+
+  // Chunked, over the cap while streaming, and the client goes on to 8 MiB: it still reads the 413.
+  const streamed = new RawConn({ port })
+  await streamed.write('POST /capped HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n', false)
+  const piece = Buffer.alloc(64 * 1024, 0x20)
+  for (let i = 0; i < 128; i++) await streamed.write(chunk(piece))
+  await streamed.write('0\r\n\r\n')
+  const r3 = await streamed.response
+  assertBodyTooLarge(r3)
+  assert.equal(r3.json.limit, cap)
+  await streamed.closed
+  assert.equal(streamed.error, null)
 })
 
 test('aborted uploads leave nothing behind: no event, the service answers, and it still stops promptly', async t => {
