@@ -65,14 +65,27 @@ function otherMethod (s: Services, allow: string): Handler {
   }
 }
 
+/** The HTTP name of a uWS route method (uWS names DELETE `del`). */
+function httpMethod (m: string): string {
+  return m === 'del' ? 'DELETE' : m.toUpperCase()
+}
+
+/**
+ * Registers every route of the table. Every GET route answers HEAD too, with the same handler (RFC
+ * 9110 §9.3.2): reply.ts writes the same status and headers and leaves the body out. It is done here,
+ * for each GET entry, so routes added to the table get it by themselves.
+ */
 export function buildApp (s: Services, extra: readonly Route[] = []): TemplatedApp {
   const app = uws.App()
   for (const r of routes(s, extra)) {
-    const allow = ['OPTIONS']
+    const allow: string[] = []
     for (const [method, handler] of Object.entries(r.methods) as [Method, Handler][]) {
-      app[method](r.path, refuseWhenClosed(handler))
-      allow.unshift(method.toUpperCase())
+      const h = refuseWhenClosed(handler)
+      app[method](r.path, h)
+      allow.push(httpMethod(method))
+      if (method === 'get') { app.head(r.path, h); allow.push('HEAD') }
     }
+    allow.push('OPTIONS')
     app.any(r.path, refuseWhenClosed(otherMethod(s, allow.join(', '))))
   }
   const notFound = new ApiError('not_found')

@@ -1,13 +1,15 @@
 /**
- * HTTP-level contract against the real service: 404 and 405 envelopes (with Allow), X-Request-ID,
- * CORS, Content-Type on every response, the health endpoints, and the rate-limit headers on
- * authenticated responses.
+ * HTTP-level contract against the real service: 404 and 405 envelopes (with Allow), HEAD on every GET
+ * route of the table, X-Request-ID, CORS, Content-Type on every response, the health endpoints, and
+ * the rate-limit headers on authenticated responses.
  */
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { connect } from 'node:net'
 import { startTestService, type ApiResponse, type TestService } from '../helpers/server.ts'
+import { routes } from '../../src/http/app.ts'
+import type { Services } from '../../src/http/services.ts'
 import { freshBurst, freshRequest, untilFreshWindow } from '../helpers/fresh.ts'
 
 const ISO_MS_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
@@ -26,6 +28,53 @@ function rawExchange (port: number, request: string): Promise<string> {
     c.on('error', reject)
     c.on('close', () => { resolve(buf) })
   })
+}
+
+/**
+ * One client connection, used request after request: `next` writes a request and resolves with the
+ * head of the next response (status line and headers); `rest` is every byte received after the heads
+ * taken so far. A HEAD answer that carried a body would show up at the start of `rest`.
+ */
+class SeqConn {
+  readonly sock
+  #buf = ''
+  #waiter: (() => void) | null = null
+  closed = false
+  constructor (port: number) {
+    this.sock = connect(port, '127.0.0.1')
+    this.sock.setEncoding('latin1')
+    this.sock.on('error', () => { /* `closed` reports the end */ })
+    this.sock.on('data', (d: string) => { this.#buf += d; this.#waiter?.() })
+    this.sock.on('close', () => { this.closed = true; this.#waiter?.() })
+  }
+
+  async #until (ok: () => boolean): Promise<void> {
+    while (!ok()) {
+      if (this.closed) throw new Error(`connection closed; received ${JSON.stringify(this.#buf.slice(0, 200))}`)
+      await new Promise<void>(resolve => { this.#waiter = resolve })
+      this.#waiter = null
+    }
+  }
+
+  async next (request: string): Promise<{ status: number, head: string }> {
+    this.sock.write(request)
+    await this.#until(() => this.#buf.includes('\r\n\r\n'))
+    const end = this.#buf.indexOf('\r\n\r\n')
+    const head = this.#buf.slice(0, end)
+    this.#buf = this.#buf.slice(end + 4)
+    return { status: Number(/^HTTP\/1\.1 (\d{3}) /.exec(head)?.[1]), head }
+  }
+
+  /** Reads until the server closes and returns what came after the last head taken. */
+  async rest (): Promise<string> {
+    await this.#until(() => this.closed).catch(() => {})
+    return this.#buf
+  }
+}
+
+function headerOf (head: string, name: string): string | null {
+  const m = new RegExp(`\r\n${name}: ([^\r]*)`, 'i').exec(head)
+  return m?.[1] ?? null
 }
 
 function allowOf (r: ApiResponse): string[] {
@@ -58,17 +107,17 @@ describe('routing', () => {
     const cases: [string, string, string[]][] = [
       ['GET', '/api/events', ['OPTIONS', 'POST']],
       ['PUT', '/api/events', ['OPTIONS', 'POST']],
-      ['DELETE', '/api/inbox', ['GET', 'OPTIONS']],
-      ['POST', '/api/inbox', ['GET', 'OPTIONS']],
-      ['PUT', '/api/keys', ['GET', 'OPTIONS']],
+      ['DELETE', '/api/inbox', ['GET', 'HEAD', 'OPTIONS']],
+      ['POST', '/api/inbox', ['GET', 'HEAD', 'OPTIONS']],
+      ['PUT', '/api/keys', ['GET', 'HEAD', 'OPTIONS']],
       ['GET', '/api/keys/generate', ['OPTIONS', 'POST']],
       ['GET', '/api/keys/rotate', ['OPTIONS', 'POST']],
       ['GET', '/api/ack', ['OPTIONS', 'POST']],
       ['PATCH', `/api/ack/${randomUUID()}`, ['OPTIONS', 'POST']],
       ['DELETE', `/api/events/${randomUUID()}/redeliver`, ['OPTIONS', 'POST']],
       ['GET', '/api/webhook/config', ['OPTIONS', 'POST']],
-      ['POST', '/health', ['GET', 'OPTIONS']],
-      ['DELETE', '/health/ready', ['GET', 'OPTIONS']],
+      ['POST', '/health', ['GET', 'HEAD', 'OPTIONS']],
+      ['DELETE', '/health/ready', ['GET', 'HEAD', 'OPTIONS']],
     ]
     for (const [method, path, allow] of cases) {
       const r = await s.api(method, path, { key: org.key })
@@ -83,19 +132,36 @@ describe('routing', () => {
 })
 
 describe('HEAD', () => {
-  test('a HEAD response has no body, so the next response on the connection is intact', async () => {
+  test('every GET route in the table answers HEAD: the status and headers of GET, no body, the connection intact', async () => {
     const org = await s.createOrg('enterprise', 'Head')
-    for (const path of ['/api/keys', '/nope', '/health']) {
-      const out = await rawExchange(s.port,
-        `HEAD ${path} HTTP/1.1\r\nHost: t\r\nX-API-Key: ${org.key}\r\n\r\n` +
-        'GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n')
-      const heads = out.split('\r\n\r\n')
-      // [head of HEAD response, head of GET response, GET body]: nothing between the two heads.
-      assert.equal(heads.length, 3, JSON.stringify(out))
-      assert.match(heads[0]!, /^HTTP\/1\.1 40[45] /, path)
-      assert.match(heads[0]!, /\r\nContent-Type: application\/json\r\n/i)
-      assert.match(heads[1]!, /^HTTP\/1\.1 200 /, `the second response starts right after the first head (${path})`)
-      assert.equal(JSON.parse(heads[2]!).status, 'ok')
+    // The table itself, so routes added to it later are covered too (building it only wraps handlers).
+    const table = routes({ config: s.config } as unknown as Services)
+    const getPaths = table.filter(r => 'get' in r.methods && r.methods.get !== undefined).map(r => r.path)
+    assert.ok(getPaths.length >= 7, `GET routes found: ${getPaths.join(' ')}`)
+    for (const pattern of getPaths) {
+      const path = pattern.replace(/:[a-z_]+/g, () => randomUUID())
+      const get = await s.api('GET', path, { key: org.key })
+      const c = new SeqConn(s.port)
+      const head = await c.next(`HEAD ${path} HTTP/1.1\r\nHost: t\r\nX-API-Key: ${org.key}\r\n\r\n`)
+      assert.equal(head.status, get.status, `HEAD ${pattern}: ${head.head}`)
+      assert.equal(headerOf(head.head, 'content-type'), get.headers.get('content-type'), pattern)
+      assert.ok(headerOf(head.head, 'x-request-id') !== null, pattern)
+      // The next request on the same connection: its response must come right after the HEAD's head.
+      const next = await c.next('GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n')
+      assert.equal(next.status, 200, `the response after HEAD ${pattern} is intact: ${next.head}`)
+      assert.equal(JSON.parse(await c.rest()).status, 'ok')
+    }
+  })
+
+  test('HEAD on an unknown path or a POST-only route: the error status and headers, no body', async () => {
+    for (const [path, status] of [['/nope', 404], ['/api/events', 405]] as const) {
+      const c = new SeqConn(s.port)
+      const head = await c.next(`HEAD ${path} HTTP/1.1\r\nHost: t\r\n\r\n`)
+      assert.equal(head.status, status, head.head)
+      assert.equal(headerOf(head.head, 'content-type'), 'application/json')
+      const next = await c.next('GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n')
+      assert.equal(next.status, 200, next.head)
+      assert.equal(JSON.parse(await c.rest()).status, 'ok')
     }
   })
 })
