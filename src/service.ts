@@ -4,11 +4,13 @@
  * rotation watch, the scheduled jobs; and the ordered shutdown. `main.ts` adds the process concerns
  * (signals, exit codes); tests start the same thing in-process on port 0. The parts live in
  * `primary/`: listener supervision and the rotation handshake (listeners.ts, eviction-handshake.ts),
- * the delivery thread (delivery-thread.ts), the cross-node rotation watch (rotation-watch.ts), and
- * retention and /metrics (scheduled-jobs.ts).
+ * the delivery thread (delivery-thread.ts), other nodes' organization changes (org-change-watch.ts,
+ * LISTEN/NOTIFY, with rotation-watch.ts polling as a fallback), and retention and /metrics
+ * (scheduled-jobs.ts).
  *
- * Start-up order: database → migrate (while the listeners boot) → Argon2 pool → listeners accept (the
- * first learns the port when PORT=0) → delivery thread → rotation watch → scheduled jobs.
+ * Start-up order: database → migrate (while the listeners boot and the change watch LISTENs) → Argon2
+ * pool → listeners accept (the first learns the port when PORT=0) → delivery thread → rotation poll →
+ * scheduled jobs.
  * Shutdown order: listeners drain (stop accepting, answer, flush the writer) → delivery stops (in-flight
  * attempts finish or release their leases) → Argon2 pool → database client → embedded PostgreSQL.
  */
@@ -24,6 +26,8 @@ import { ThreadInit } from './primary/thread-init.ts'
 import { ListenerGroup } from './primary/listeners.ts'
 import { startDeliveryThread, stopDeliveryThread, wakeDelivery } from './primary/delivery-thread.ts'
 import { RotationWatch } from './primary/rotation-watch.ts'
+import { OrgChangeWatch } from './primary/org-change-watch.ts'
+import { notifyOrganizationChanged } from './db/queries/notify-organization-changes.ts'
 import { startScheduledJobs } from './primary/scheduled-jobs.ts'
 
 export interface RunningService {
@@ -59,10 +63,22 @@ export async function startService (config: Config, log: Logger): Promise<Runnin
   const port = config.port === 0 ? await freePort(config.host === '0.0.0.0' ? '0.0.0.0' : config.host) : config.port
   const init = new ThreadInit(config, databaseUrl, port)
   let delivery: Supervised | null = null
-  const listeners = new ListenerGroup({ config, log, init, port, argon2, wakeDelivery: () => { wakeDelivery(delivery) } })
+  const listeners = new ListenerGroup({
+    config, log, init, port, argon2,
+    wakeDelivery: () => { wakeDelivery(delivery) },
+    announce: async organizationId => { await notifyOrganizationChanged(sql, organizationId) },
+  })
+  // Listening for other nodes' changes starts before any key can be cached.
+  const handshake = listeners.handshake
+  const changes = new OrgChangeWatch(sql, log, {
+    evict: organizationId => { handshake.evict(organizationId) },
+    dropAll: hold => { handshake.dropAll(hold) },
+  })
+  changes.start()
   try {
     await listeners.start(migrated)
   } catch (err) {
+    changes.stop()
     await argon2.close()
     await sql.end({ timeout: 1 })
     await embedded?.stop()
@@ -71,7 +87,11 @@ export async function startService (config: Config, log: Logger): Promise<Runnin
 
   if (config.deliveryEnabled) delivery = startDeliveryThread(config, log, init)
 
-  const rotation = new RotationWatch(sql, log, organizationId => { listeners.handshake.evict(organizationId) })
+  // The fallback for key rotations whose NOTIFY was lost.
+  const rotation = new RotationWatch(sql, log, organizationId => {
+    log.debug({ organizationId, via: 'poll' }, 'organization changed')
+    handshake.evict(organizationId)
+  })
   rotation.start()
   const jobs = await startScheduledJobs({ config, log, sql, sources: () => init.sources, argon2Queue: () => argon2.queueSize })
   log.info({ port, threads: config.threads, delivery: config.deliveryEnabled, embedded: embedded !== null }, 'listening')
@@ -82,6 +102,7 @@ export async function startService (config: Config, log: Logger): Promise<Runnin
       const deadline = Date.now() + config.shutdownTimeoutMs
       const left = (): number => Math.max(0, deadline - Date.now())
       rotation.stop()
+      changes.stop()
       await jobs.stop()
       if (!await listeners.stop(left)) log.error('listeners did not finish draining within SHUTDOWN_TIMEOUT_MS')
       if (delivery !== null) await stopDeliveryThread(delivery, left)

@@ -167,6 +167,9 @@ port.on('message', (raw: unknown) => {
       cache.evictOrganization(m.organizationId)
       if (m.ack !== 0) post({ v: 1, type: 'evict-ack', ack: m.ack })
       break
+    case 'drop-caches':
+      cache.dropAll(m.hold)
+      break
     case 'evicted': {
       const w = evictWaiters.get(m.id)
       evictWaiters.delete(m.id)

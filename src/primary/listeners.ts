@@ -25,16 +25,21 @@ export interface ListenerGroupOptions {
   readonly argon2: Argon2Pool
   /** A listener committed events that are due for delivery. */
   readonly wakeDelivery: () => void
+  /** Tells the other nodes that an organization changed (NOTIFY); part of the rotation handshake. */
+  readonly announce: (organizationId: string) => Promise<void>
 }
 
 export class ListenerGroup {
   readonly threads: Supervised[] = []
-  readonly handshake = new EvictionHandshake(this.threads)
+  readonly handshake: EvictionHandshake
   readonly #o: ListenerGroupOptions
   readonly #drained = new Set<Supervised>()
   readonly #onListening = new Map<Supervised, (port: number) => void>()
 
-  constructor (o: ListenerGroupOptions) { this.#o = o }
+  constructor (o: ListenerGroupOptions) {
+    this.#o = o
+    this.handshake = new EvictionHandshake(this.threads, o.announce, o.log)
+  }
 
   /** Listeners that reported 'drained'. */
   get drained (): number { return this.#drained.size }
@@ -54,7 +59,7 @@ export class ListenerGroup {
           init: init.slot(`http-${i}`, i),
           log,
           onMessage: (w, raw) => { this.#onMessage(w, raw) },
-          onRestart: w => { this.handshake.forget(w) },
+          onRestart: w => { this.handshake.restarted(w) },
           youngGenerationMb: config.threadYoungGenerationMb,
         })
         this.threads.push(s)

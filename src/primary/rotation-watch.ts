@@ -1,8 +1,9 @@
 /**
- * Cross-node key rotation: every node polls once a second for organizations whose key was rotated
- * since the last poll and evicts them from its listeners' caches, so a key rotated on another node
- * stops working here within about a second (API.md). The node that rotated a key evicts it before
- * answering, without waiting for this poll. Primary thread only.
+ * The fallback for cross-node key rotation: every node polls once a second for organizations whose
+ * key was rotated since the last poll and evicts them from its listeners' caches. Rotations normally
+ * arrive at once by NOTIFY (org-change-watch.ts); this poll catches one whose notification was lost
+ * (the rotating node failed to send it, or this node's LISTEN connection was down and its caches were
+ * held meanwhile). The node that rotated a key evicts it before answering. Primary thread only.
  */
 import type { Sql } from '../db/client.ts'
 import type { Logger } from '../log.ts'

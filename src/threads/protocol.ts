@@ -52,6 +52,11 @@ export type PrimaryToListener =
   /** Evict an organization's keys; answer 'evict-ack' with `ack` when it is non-zero. */
   | { v: 1, type: 'evict', organizationId: string, ack: number }
   | { v: 1, type: 'evicted', id: number }
+  /**
+   * Drop every cached key. With `hold`, keep answering nothing from the cache (and caching nothing)
+   * until a 'drop-caches' without it: the primary may have missed organization changes.
+   */
+  | { v: 1, type: 'drop-caches', hold: boolean }
   /** Stop listening, answer what was received, flush the writer, report 'drained'. */
   | { v: 1, type: 'drain' }
   /** Migrations are applied: start accepting connections (see WorkerInit.listenNow). */
@@ -111,6 +116,8 @@ export function parsePrimaryToListener (m: unknown): PrimaryToListener | null {
       return typeof m.organizationId === 'string' && typeof m.ack === 'number' ? { v: 1, type: 'evict', organizationId: m.organizationId, ack: m.ack } : null
     case 'evicted':
       return typeof m.id === 'number' ? { v: 1, type: 'evicted', id: m.id } : null
+    case 'drop-caches':
+      return typeof m.hold === 'boolean' ? { v: 1, type: 'drop-caches', hold: m.hold } : null
     case 'drain':
       return { v: 1, type: 'drain' }
     case 'listen':

@@ -7,72 +7,20 @@
  */
 import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
-import net from 'node:net'
 import { Agent, fetch, type Headers } from 'undici'
 import { loadConfig } from '../../src/config/load.ts'
 import { createLogger } from '../../src/log.ts'
 import { startService } from '../../src/service.ts'
 import { createDb } from '../../src/db/client.ts'
 import { createTestDatabase, waitFor } from '../helpers/db.ts'
-
-/** Forwards 127.0.0.1:<port> to PostgreSQL; `cut` drops every connection and stops listening. */
-class Proxy {
-  readonly #target: { host: string, port: number }
-  readonly #server: net.Server
-  readonly #sockets = new Set<net.Socket>()
-  port = 0
-
-  constructor (target: { host: string, port: number }) {
-    this.#target = target
-    this.#server = net.createServer(client => {
-      const upstream = net.connect(this.#target.port, this.#target.host)
-      this.#track(client)
-      this.#track(upstream)
-      client.pipe(upstream)
-      upstream.pipe(client)
-      // Either side ending or failing ends both, as a broken network path would.
-      const both = (): void => { client.destroy(); upstream.destroy() }
-      client.on('error', both).on('close', both)
-      upstream.on('error', both).on('close', both)
-    })
-  }
-
-  #track (s: net.Socket): void {
-    this.#sockets.add(s)
-    s.once('close', () => this.#sockets.delete(s))
-  }
-
-  get connections (): number { return this.#sockets.size }
-
-  async listen (): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject)
-      this.#server.listen(this.port, '127.0.0.1', () => { this.#server.off('error', reject); resolve() })
-    })
-    const a = this.#server.address()
-    if (a === null || typeof a === 'string') throw new Error('proxy has no TCP address')
-    this.port = a.port
-  }
-
-  /** Destroys every connection and refuses new ones (the port is closed). */
-  async cut (): Promise<void> {
-    const closed = new Promise<void>(resolve => this.#server.close(() => resolve()))
-    for (const s of this.#sockets) s.destroy()
-    await closed
-  }
-
-  async restore (): Promise<void> { await this.listen() }
-}
+import { TcpProxy } from '../helpers/tcp-proxy.ts'
 
 interface Res { status: number, headers: Headers, json: any, ms: number }
 
 const db = await createTestDatabase()
-const pg = new URL(db.url)
-const proxy = new Proxy({ host: pg.hostname, port: Number(pg.port === '' ? '5432' : pg.port) })
+const proxy = TcpProxy.for(db.url)
 await proxy.listen()
-const proxied = new URL(db.url)
-proxied.hostname = '127.0.0.1'
-proxied.port = String(proxy.port)
+const proxied = new URL(proxy.proxied(db.url))
 
 const config = loadConfig({
   DATABASE_URL: proxied.toString(),

@@ -5,25 +5,11 @@
  */
 import { after, before, beforeEach, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Writable } from 'node:stream'
 import { randomUUID } from 'node:crypto'
-import { pino } from 'pino'
 import { createTestDatabase, waitFor, type TestDatabase } from '../helpers/db.ts'
 import { createDb, type Sql } from '../../src/db/client.ts'
 import { purgeDedupKeys, purgeEvents, RetentionJob } from '../../src/primary/retention.ts'
-import type { Logger } from '../../src/log.ts'
-
-/** A real pino logger whose lines are kept in memory. */
-function memoryLogger (): { log: Logger, lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = []
-  const stream = new Writable({
-    write (chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString('utf8').split('\n')) if (l !== '') lines.push(JSON.parse(l) as Record<string, unknown>)
-      cb()
-    },
-  })
-  return { log: pino({ level: 'info' }, stream), lines }
-}
+import { memoryLogger } from '../helpers/memory-log.ts'
 
 /** Inserts `n` events of `org` created `daysAgo` days ago (fractions allowed); returns their ids. */
 async function insertEvents (sql: Sql, org: string, n: number, daysAgo: number): Promise<string[]> {
