@@ -9,6 +9,15 @@ import { register } from 'tsx/esm/api'
 
 register()
 const { startEmbedded } = await import('../src/db/embedded.ts')
+const { checkDriverRepair } = await import('../src/db/driver-repair.ts')
+
+// The service refuses to start on an unrepaired postgres.js, and so does the suite: one line, not
+// a run of outage tests hanging on stranded pool slots.
+const driver = checkDriverRepair()
+if (driver.problem !== null) {
+  process.stderr.write(`npm test: postgres.js lacks the write-timer repair (${driver.file}: ${driver.problem}); run \`npm install\` or \`node scripts/patch-postgres.js\`\n`)
+  process.exit(1)
+}
 
 let embedded = null
 if (!process.env.DATABASE_URL) {

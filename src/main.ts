@@ -1,11 +1,13 @@
 /**
  * Process entry for `npm start` / `triggers-api serve`: load the configuration once (a bad value stops
- * start-up with one line naming the variable), start the service, and stop it in order on SIGTERM or
- * SIGINT, exiting 0 when drained. Fatal errors are logged and exit non-zero (STYLE C5).
+ * start-up with one line naming the variable), refuse to start on a postgres.js without its repair (one
+ * line, db/driver-repair.ts), start the service, and stop it in order on SIGTERM or SIGINT, exiting 0
+ * when drained. Fatal errors are logged and exit non-zero (STYLE C5).
  */
 import { ConfigError, loadConfig, redactConfig, type Config } from './config/load.ts'
 import { createLogger } from './log.ts'
 import { startService, type RunningService } from './service.ts'
+import { checkDriverRepair } from './db/driver-repair.ts'
 import { uwsPreflight } from './http/uws-host.ts'
 
 export async function serve (): Promise<void> {
@@ -21,6 +23,12 @@ export async function serve (): Promise<void> {
   }
   const noUws = uwsPreflight()
   if (noUws !== null) { process.stderr.write(`triggers-api: ${noUws}\n`); process.exit(2) }
+  // Pools that a database outage can strand for good are worse than not starting (db/driver-repair.ts).
+  const driver = checkDriverRepair()
+  if (driver.problem !== null) {
+    process.stderr.write(`triggers-api: postgres.js lacks the write-timer repair (${driver.file}: ${driver.problem}); run \`npm install\` or \`node scripts/patch-postgres.js\`, then start again\n`)
+    process.exit(2)
+  }
   const log = createLogger(config.logLevel, 'primary')
   process.on('uncaughtException', err => { log.fatal({ err }, 'uncaught exception'); process.exit(1) })
   process.on('unhandledRejection', err => { log.fatal({ err }, 'unhandled rejection'); process.exit(1) })
