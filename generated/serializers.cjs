@@ -825,20 +825,29 @@ const asInteger = serializer.asInteger.bind(serializer)
         throw new Error('"webhook_url" is required!')
       }
       
-      const value_created_at_6 = obj["created_at"]
-      if (value_created_at_6 !== undefined) {
+      const value_endpoints_count_6 = obj["endpoints_count"]
+      if (value_endpoints_count_6 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"endpoints_count\":"
+        json += asInteger(value_endpoints_count_6)
+      } else {
+        throw new Error('"endpoints_count" is required!')
+      }
+      
+      const value_created_at_7 = obj["created_at"]
+      if (value_created_at_7 !== undefined) {
         json += JSON_STR_COMMA
         json += "\"created_at\":"
-        json += asDateTime(value_created_at_6)
+        json += asDateTime(value_created_at_7)
       } else {
         throw new Error('"created_at" is required!')
       }
       
-      const value_updated_at_7 = obj["updated_at"]
-      if (value_updated_at_7 !== undefined) {
+      const value_updated_at_8 = obj["updated_at"]
+      if (value_updated_at_8 !== undefined) {
         json += JSON_STR_COMMA
         json += "\"updated_at\":"
-        json += asDateTime(value_updated_at_7)
+        json += asDateTime(value_updated_at_8)
       } else {
         throw new Error('"updated_at" is required!')
       }
@@ -1095,6 +1104,29 @@ const asInteger = serializer.asInteger.bind(serializer)
         throw new Error('"signing_secret" is required!')
       }
       
+      const value_endpoint_id_4 = obj["endpoint_id"]
+      if (value_endpoint_id_4 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"endpoint_id\":"
+        
+        if (typeof value_endpoint_id_4 !== 'string') {
+          if (value_endpoint_id_4 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_endpoint_id_4 instanceof Date) {
+            json += JSON_STR_QUOTE + value_endpoint_id_4.toISOString() + JSON_STR_QUOTE
+          } else if (value_endpoint_id_4 instanceof RegExp) {
+            json += asString(value_endpoint_id_4.source)
+          } else {
+            json += asString(value_endpoint_id_4.toString())
+          }
+        } else {
+          json += asString(value_endpoint_id_4)
+        }
+        
+      } else {
+        throw new Error('"endpoint_id" is required!')
+      }
+      
     json += JSON_STR_END_OBJECT
   
         return json
@@ -1264,6 +1296,222 @@ const asInteger = serializer.asInteger.bind(serializer)
     const JSON_STR_NULL = 'null'
   
     
+      // #/properties/deliveries/items
+      function anonymous2 (input) {
+        const obj = (input && typeof input.toJSON === 'function')
+    ? input.toJSON()
+    : input
+  
+        if (obj === null) return JSON_STR_EMPTY_OBJECT
+        let json = ''
+
+        json += JSON_STR_BEGIN_OBJECT
+
+      const value_endpoint_id_13 = obj["endpoint_id"]
+      if (value_endpoint_id_13 !== undefined) {
+        
+        json += "\"endpoint_id\":"
+        
+        if (typeof value_endpoint_id_13 !== 'string') {
+          if (value_endpoint_id_13 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_endpoint_id_13 instanceof Date) {
+            json += JSON_STR_QUOTE + value_endpoint_id_13.toISOString() + JSON_STR_QUOTE
+          } else if (value_endpoint_id_13 instanceof RegExp) {
+            json += asString(value_endpoint_id_13.source)
+          } else {
+            json += asString(value_endpoint_id_13.toString())
+          }
+        } else {
+          json += asString(value_endpoint_id_13)
+        }
+        
+      } else {
+        throw new Error('"endpoint_id" is required!')
+      }
+      
+      const value_status_14 = obj["status"]
+      if (value_status_14 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"status\":"
+        
+        if (typeof value_status_14 !== 'string') {
+          if (value_status_14 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_status_14 instanceof Date) {
+            json += JSON_STR_QUOTE + value_status_14.toISOString() + JSON_STR_QUOTE
+          } else if (value_status_14 instanceof RegExp) {
+            json += asString(value_status_14.source)
+          } else {
+            json += asString(value_status_14.toString())
+          }
+        } else {
+          json += asString(value_status_14)
+        }
+        
+      } else {
+        throw new Error('"status" is required!')
+      }
+      
+      const value_attempts_15 = obj["attempts"]
+      if (value_attempts_15 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"attempts\":"
+        json += asInteger(value_attempts_15)
+      } else {
+        throw new Error('"attempts" is required!')
+      }
+      
+      const value_response_status_16 = obj["response_status"]
+      if (value_response_status_16 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"response_status\":"
+        
+          if (value_response_status_16 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(Number.isInteger(value_response_status_16) || value_response_status_16 === null) {
+            json += asInteger(value_response_status_16)
+          }
+        
+    else throw new TypeError(`The value of '#/properties/deliveries/items/properties/response_status' does not match schema definition.`)
+  
+      } else {
+        throw new Error('"response_status" is required!')
+      }
+      
+      const value_last_error_17 = obj["last_error"]
+      if (value_last_error_17 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"last_error\":"
+        
+          if (value_last_error_17 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(
+            typeof value_last_error_17 === "string" ||
+            value_last_error_17 === null ||
+            value_last_error_17 instanceof Date ||
+            value_last_error_17 instanceof RegExp ||
+            (
+              typeof value_last_error_17 === "object" &&
+              typeof value_last_error_17.toString === "function" &&
+              value_last_error_17.toString !== Object.prototype.toString
+            )
+          ) {
+            
+        if (typeof value_last_error_17 !== 'string') {
+          if (value_last_error_17 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_last_error_17 instanceof Date) {
+            json += JSON_STR_QUOTE + value_last_error_17.toISOString() + JSON_STR_QUOTE
+          } else if (value_last_error_17 instanceof RegExp) {
+            json += asString(value_last_error_17.source)
+          } else {
+            json += asString(value_last_error_17.toString())
+          }
+        } else {
+          json += asString(value_last_error_17)
+        }
+        
+          }
+        
+    else throw new TypeError(`The value of '#/properties/deliveries/items/properties/last_error' does not match schema definition.`)
+  
+      } else {
+        throw new Error('"last_error" is required!')
+      }
+      
+      const value_next_attempt_at_18 = obj["next_attempt_at"]
+      if (value_next_attempt_at_18 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"next_attempt_at\":"
+        
+          if (value_next_attempt_at_18 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(
+            typeof value_next_attempt_at_18 === "string" ||
+            value_next_attempt_at_18 === null ||
+            value_next_attempt_at_18 instanceof Date ||
+            value_next_attempt_at_18 instanceof RegExp ||
+            (
+              typeof value_next_attempt_at_18 === "object" &&
+              typeof value_next_attempt_at_18.toString === "function" &&
+              value_next_attempt_at_18.toString !== Object.prototype.toString
+            )
+          ) {
+            json += asDateTime(value_next_attempt_at_18)
+          }
+        
+    else throw new TypeError(`The value of '#/properties/deliveries/items/properties/next_attempt_at' does not match schema definition.`)
+  
+      } else {
+        throw new Error('"next_attempt_at" is required!')
+      }
+      
+      const value_delivered_at_19 = obj["delivered_at"]
+      if (value_delivered_at_19 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"delivered_at\":"
+        
+          if (value_delivered_at_19 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(
+            typeof value_delivered_at_19 === "string" ||
+            value_delivered_at_19 === null ||
+            value_delivered_at_19 instanceof Date ||
+            value_delivered_at_19 instanceof RegExp ||
+            (
+              typeof value_delivered_at_19 === "object" &&
+              typeof value_delivered_at_19.toString === "function" &&
+              value_delivered_at_19.toString !== Object.prototype.toString
+            )
+          ) {
+            json += asDateTime(value_delivered_at_19)
+          }
+        
+    else throw new TypeError(`The value of '#/properties/deliveries/items/properties/delivered_at' does not match schema definition.`)
+  
+      } else {
+        throw new Error('"delivered_at" is required!')
+      }
+      
+    json += JSON_STR_END_OBJECT
+  
+        return json
+      }
+    
+
+    function anonymous1 (obj) {
+      // #/properties/deliveries
+      let json = ''
+  
+    if (obj === null) return JSON_STR_EMPTY_ARRAY
+    if (!Array.isArray(obj)) {
+      throw new TypeError(`The value of '#/properties/deliveries' does not match schema definition.`)
+    }
+    const arrayLength = obj.length
+  
+    json += JSON_STR_BEGIN_ARRAY
+  
+      if (arrayLength > 0) {
+        const value = obj[0]
+        json += anonymous2(value)
+        for (let i = 1; i < arrayLength; i++) {
+          json += JSON_STR_COMMA
+          const value = obj[i]
+          json += anonymous2(value)
+        }
+      }
+      return json + JSON_STR_END_ARRAY
+    }
+
       // #
       function anonymous0 (input) {
         const obj = (input && typeof input.toJSON === 'function')
@@ -1505,6 +1753,13 @@ const asInteger = serializer.asInteger.bind(serializer)
         throw new Error('"acknowledged_at" is required!')
       }
       
+      const value_deliveries_11 = obj["deliveries"]
+      if (value_deliveries_11 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"deliveries\":"
+        json += anonymous1(value_deliveries_11)
+      }
+
     json += JSON_STR_END_OBJECT
   
         return json
@@ -1991,6 +2246,2499 @@ const asInteger = serializer.asInteger.bind(serializer)
         
       } else {
         throw new Error('"status" is required!')
+      }
+      
+    json += JSON_STR_END_OBJECT
+  
+        return json
+      }
+    
+    const main = anonymous0
+    return main
+    
+}(validator, serializer)
+  return module.exports
+})()
+
+exports.endpoint = (function () {
+  const module = { exports: null }
+'use strict'
+
+  const Serializer = require('fast-json-stringify/lib/serializer')
+  const serializerState = {"mode":"standalone"}
+  const serializer = Serializer.restoreFromState(serializerState)
+
+  const validator = null
+
+
+  module.exports = function anonymous(validator,serializer
+) {
+
+    
+const {
+  asString,
+  asNumber,
+  asBoolean,
+  asDateTime,
+  asDate,
+  asTime,
+  asUnsafeString
+} = serializer
+
+const asInteger = serializer.asInteger.bind(serializer)
+
+
+    const JSON_STR_BEGIN_OBJECT = '{'
+    const JSON_STR_END_OBJECT = '}'
+    const JSON_STR_BEGIN_ARRAY = '['
+    const JSON_STR_END_ARRAY = ']'
+    const JSON_STR_COMMA = ','
+    const JSON_STR_COLONS = ':'
+    const JSON_STR_QUOTE = '"'
+    const JSON_STR_EMPTY_OBJECT = JSON_STR_BEGIN_OBJECT + JSON_STR_END_OBJECT
+    const JSON_STR_EMPTY_ARRAY = JSON_STR_BEGIN_ARRAY + JSON_STR_END_ARRAY
+    const JSON_STR_EMPTY_STRING = JSON_STR_QUOTE + JSON_STR_QUOTE
+    const JSON_STR_NULL = 'null'
+  
+    
+    function anonymous1 (obj) {
+      // #/properties/event_types
+      let json = ''
+  
+    if (obj === null) return JSON_STR_EMPTY_ARRAY
+    if (!Array.isArray(obj)) {
+      throw new TypeError(`The value of '#/properties/event_types' does not match schema definition.`)
+    }
+    const arrayLength = obj.length
+  
+    json += JSON_STR_BEGIN_ARRAY
+  
+      if (arrayLength > 0) {
+        const value = obj[0]
+        
+        if (typeof value !== 'string') {
+          if (value === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value instanceof Date) {
+            json += JSON_STR_QUOTE + value.toISOString() + JSON_STR_QUOTE
+          } else if (value instanceof RegExp) {
+            json += asString(value.source)
+          } else {
+            json += asString(value.toString())
+          }
+        } else {
+          json += asString(value)
+        }
+        
+        for (let i = 1; i < arrayLength; i++) {
+          json += JSON_STR_COMMA
+          const value = obj[i]
+          
+        if (typeof value !== 'string') {
+          if (value === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value instanceof Date) {
+            json += JSON_STR_QUOTE + value.toISOString() + JSON_STR_QUOTE
+          } else if (value instanceof RegExp) {
+            json += asString(value.source)
+          } else {
+            json += asString(value.toString())
+          }
+        } else {
+          json += asString(value)
+        }
+        
+        }
+      }
+      return json + JSON_STR_END_ARRAY
+    }
+
+      // #/properties/rate_limit
+      function anonymous2 (input) {
+        const obj = (input && typeof input.toJSON === 'function')
+    ? input.toJSON()
+    : input
+  
+        if (obj === null) return JSON_STR_EMPTY_OBJECT
+        let json = ''
+
+        json += JSON_STR_BEGIN_OBJECT
+
+      const value_limit_10 = obj["limit"]
+      if (value_limit_10 !== undefined) {
+        
+        json += "\"limit\":"
+        json += asInteger(value_limit_10)
+      } else {
+        throw new Error('"limit" is required!')
+      }
+      
+      const value_period_seconds_11 = obj["period_seconds"]
+      if (value_period_seconds_11 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"period_seconds\":"
+        json += asInteger(value_period_seconds_11)
+      } else {
+        throw new Error('"period_seconds" is required!')
+      }
+      
+    json += JSON_STR_END_OBJECT
+  
+        return json
+      }
+    
+
+      // #/properties/metadata
+      function anonymous3 (input) {
+        const obj = (input && typeof input.toJSON === 'function')
+    ? input.toJSON()
+    : input
+  
+        if (obj === null) return JSON_STR_EMPTY_OBJECT
+        let json = ''
+
+        json += JSON_STR_BEGIN_OBJECT
+let addComma_14 = false
+
+    for (const key of Object.keys(obj)) {
+      if (
+        
+        obj[key] === undefined ||
+        typeof obj[key] === 'function' ||
+        typeof obj[key] === 'symbol'
+      ) continue
+      const value = obj[key]
+  
+        !addComma_14 && (addComma_14 = true) || (json += JSON_STR_COMMA)
+        json += asString(key) + JSON_STR_COLONS
+        
+        if (typeof value !== 'string') {
+          if (value === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value instanceof Date) {
+            json += JSON_STR_QUOTE + value.toISOString() + JSON_STR_QUOTE
+          } else if (value instanceof RegExp) {
+            json += asString(value.source)
+          } else {
+            json += asString(value.toString())
+          }
+        } else {
+          json += asString(value)
+        }
+        
+      
+    }
+  
+    json += JSON_STR_END_OBJECT
+  
+        return json
+      }
+    
+
+      // #
+      function anonymous0 (input) {
+        const obj = (input && typeof input.toJSON === 'function')
+    ? input.toJSON()
+    : input
+  
+        if (obj === null) return JSON_STR_EMPTY_OBJECT
+        let json = ''
+
+        json += JSON_STR_BEGIN_OBJECT
+
+      const value_id_1 = obj["id"]
+      if (value_id_1 !== undefined) {
+        
+        json += "\"id\":"
+        
+        if (typeof value_id_1 !== 'string') {
+          if (value_id_1 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_id_1 instanceof Date) {
+            json += JSON_STR_QUOTE + value_id_1.toISOString() + JSON_STR_QUOTE
+          } else if (value_id_1 instanceof RegExp) {
+            json += asString(value_id_1.source)
+          } else {
+            json += asString(value_id_1.toString())
+          }
+        } else {
+          json += asString(value_id_1)
+        }
+        
+      } else {
+        throw new Error('"id" is required!')
+      }
+      
+      const value_url_2 = obj["url"]
+      if (value_url_2 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"url\":"
+        
+        if (typeof value_url_2 !== 'string') {
+          if (value_url_2 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_url_2 instanceof Date) {
+            json += JSON_STR_QUOTE + value_url_2.toISOString() + JSON_STR_QUOTE
+          } else if (value_url_2 instanceof RegExp) {
+            json += asString(value_url_2.source)
+          } else {
+            json += asString(value_url_2.toString())
+          }
+        } else {
+          json += asString(value_url_2)
+        }
+        
+      } else {
+        throw new Error('"url" is required!')
+      }
+      
+      const value_description_3 = obj["description"]
+      if (value_description_3 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"description\":"
+        
+          if (value_description_3 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(
+            typeof value_description_3 === "string" ||
+            value_description_3 === null ||
+            value_description_3 instanceof Date ||
+            value_description_3 instanceof RegExp ||
+            (
+              typeof value_description_3 === "object" &&
+              typeof value_description_3.toString === "function" &&
+              value_description_3.toString !== Object.prototype.toString
+            )
+          ) {
+            
+        if (typeof value_description_3 !== 'string') {
+          if (value_description_3 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_description_3 instanceof Date) {
+            json += JSON_STR_QUOTE + value_description_3.toISOString() + JSON_STR_QUOTE
+          } else if (value_description_3 instanceof RegExp) {
+            json += asString(value_description_3.source)
+          } else {
+            json += asString(value_description_3.toString())
+          }
+        } else {
+          json += asString(value_description_3)
+        }
+        
+          }
+        
+    else throw new TypeError(`The value of '#/properties/description' does not match schema definition.`)
+  
+      } else {
+        throw new Error('"description" is required!')
+      }
+      
+      const value_event_types_4 = obj["event_types"]
+      if (value_event_types_4 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"event_types\":"
+        json += anonymous1(value_event_types_4)
+      } else {
+        throw new Error('"event_types" is required!')
+      }
+      
+      const value_status_5 = obj["status"]
+      if (value_status_5 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"status\":"
+        
+        if (typeof value_status_5 !== 'string') {
+          if (value_status_5 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_status_5 instanceof Date) {
+            json += JSON_STR_QUOTE + value_status_5.toISOString() + JSON_STR_QUOTE
+          } else if (value_status_5 instanceof RegExp) {
+            json += asString(value_status_5.source)
+          } else {
+            json += asString(value_status_5.toString())
+          }
+        } else {
+          json += asString(value_status_5)
+        }
+        
+      } else {
+        throw new Error('"status" is required!')
+      }
+      
+      const value_disabled_reason_6 = obj["disabled_reason"]
+      if (value_disabled_reason_6 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"disabled_reason\":"
+        
+          if (value_disabled_reason_6 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(
+            typeof value_disabled_reason_6 === "string" ||
+            value_disabled_reason_6 === null ||
+            value_disabled_reason_6 instanceof Date ||
+            value_disabled_reason_6 instanceof RegExp ||
+            (
+              typeof value_disabled_reason_6 === "object" &&
+              typeof value_disabled_reason_6.toString === "function" &&
+              value_disabled_reason_6.toString !== Object.prototype.toString
+            )
+          ) {
+            
+        if (typeof value_disabled_reason_6 !== 'string') {
+          if (value_disabled_reason_6 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_disabled_reason_6 instanceof Date) {
+            json += JSON_STR_QUOTE + value_disabled_reason_6.toISOString() + JSON_STR_QUOTE
+          } else if (value_disabled_reason_6 instanceof RegExp) {
+            json += asString(value_disabled_reason_6.source)
+          } else {
+            json += asString(value_disabled_reason_6.toString())
+          }
+        } else {
+          json += asString(value_disabled_reason_6)
+        }
+        
+          }
+        
+    else throw new TypeError(`The value of '#/properties/disabled_reason' does not match schema definition.`)
+  
+      } else {
+        throw new Error('"disabled_reason" is required!')
+      }
+      
+      const value_disabled_at_7 = obj["disabled_at"]
+      if (value_disabled_at_7 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"disabled_at\":"
+        
+          if (value_disabled_at_7 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(
+            typeof value_disabled_at_7 === "string" ||
+            value_disabled_at_7 === null ||
+            value_disabled_at_7 instanceof Date ||
+            value_disabled_at_7 instanceof RegExp ||
+            (
+              typeof value_disabled_at_7 === "object" &&
+              typeof value_disabled_at_7.toString === "function" &&
+              value_disabled_at_7.toString !== Object.prototype.toString
+            )
+          ) {
+            json += asDateTime(value_disabled_at_7)
+          }
+        
+    else throw new TypeError(`The value of '#/properties/disabled_at' does not match schema definition.`)
+  
+      } else {
+        throw new Error('"disabled_at" is required!')
+      }
+      
+      const value_rate_limit_8 = obj["rate_limit"]
+      if (value_rate_limit_8 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"rate_limit\":"
+        
+          if (value_rate_limit_8 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(typeof value_rate_limit_8 === "object" || value_rate_limit_8 === null) {
+            json += anonymous2(value_rate_limit_8)
+          }
+        
+    else throw new TypeError(`The value of '#/properties/rate_limit' does not match schema definition.`)
+  
+      } else {
+        throw new Error('"rate_limit" is required!')
+      }
+      
+      const value_max_concurrency_12 = obj["max_concurrency"]
+      if (value_max_concurrency_12 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"max_concurrency\":"
+        
+          if (value_max_concurrency_12 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(Number.isInteger(value_max_concurrency_12) || value_max_concurrency_12 === null) {
+            json += asInteger(value_max_concurrency_12)
+          }
+        
+    else throw new TypeError(`The value of '#/properties/max_concurrency' does not match schema definition.`)
+  
+      } else {
+        throw new Error('"max_concurrency" is required!')
+      }
+      
+      const value_metadata_13 = obj["metadata"]
+      if (value_metadata_13 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"metadata\":"
+        json += anonymous3(value_metadata_13)
+      } else {
+        throw new Error('"metadata" is required!')
+      }
+      
+      const value_is_default_15 = obj["is_default"]
+      if (value_is_default_15 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"is_default\":"
+        json += asBoolean(value_is_default_15)
+      } else {
+        throw new Error('"is_default" is required!')
+      }
+      
+      const value_created_at_16 = obj["created_at"]
+      if (value_created_at_16 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"created_at\":"
+        json += asDateTime(value_created_at_16)
+      } else {
+        throw new Error('"created_at" is required!')
+      }
+      
+      const value_updated_at_17 = obj["updated_at"]
+      if (value_updated_at_17 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"updated_at\":"
+        json += asDateTime(value_updated_at_17)
+      } else {
+        throw new Error('"updated_at" is required!')
+      }
+      
+    json += JSON_STR_END_OBJECT
+  
+        return json
+      }
+    
+    const main = anonymous0
+    return main
+    
+}(validator, serializer)
+  return module.exports
+})()
+
+exports.endpointCreated = (function () {
+  const module = { exports: null }
+'use strict'
+
+  const Serializer = require('fast-json-stringify/lib/serializer')
+  const serializerState = {"mode":"standalone"}
+  const serializer = Serializer.restoreFromState(serializerState)
+
+  const validator = null
+
+
+  module.exports = function anonymous(validator,serializer
+) {
+
+    
+const {
+  asString,
+  asNumber,
+  asBoolean,
+  asDateTime,
+  asDate,
+  asTime,
+  asUnsafeString
+} = serializer
+
+const asInteger = serializer.asInteger.bind(serializer)
+
+
+    const JSON_STR_BEGIN_OBJECT = '{'
+    const JSON_STR_END_OBJECT = '}'
+    const JSON_STR_BEGIN_ARRAY = '['
+    const JSON_STR_END_ARRAY = ']'
+    const JSON_STR_COMMA = ','
+    const JSON_STR_COLONS = ':'
+    const JSON_STR_QUOTE = '"'
+    const JSON_STR_EMPTY_OBJECT = JSON_STR_BEGIN_OBJECT + JSON_STR_END_OBJECT
+    const JSON_STR_EMPTY_ARRAY = JSON_STR_BEGIN_ARRAY + JSON_STR_END_ARRAY
+    const JSON_STR_EMPTY_STRING = JSON_STR_QUOTE + JSON_STR_QUOTE
+    const JSON_STR_NULL = 'null'
+  
+    
+    function anonymous1 (obj) {
+      // #/properties/event_types
+      let json = ''
+  
+    if (obj === null) return JSON_STR_EMPTY_ARRAY
+    if (!Array.isArray(obj)) {
+      throw new TypeError(`The value of '#/properties/event_types' does not match schema definition.`)
+    }
+    const arrayLength = obj.length
+  
+    json += JSON_STR_BEGIN_ARRAY
+  
+      if (arrayLength > 0) {
+        const value = obj[0]
+        
+        if (typeof value !== 'string') {
+          if (value === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value instanceof Date) {
+            json += JSON_STR_QUOTE + value.toISOString() + JSON_STR_QUOTE
+          } else if (value instanceof RegExp) {
+            json += asString(value.source)
+          } else {
+            json += asString(value.toString())
+          }
+        } else {
+          json += asString(value)
+        }
+        
+        for (let i = 1; i < arrayLength; i++) {
+          json += JSON_STR_COMMA
+          const value = obj[i]
+          
+        if (typeof value !== 'string') {
+          if (value === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value instanceof Date) {
+            json += JSON_STR_QUOTE + value.toISOString() + JSON_STR_QUOTE
+          } else if (value instanceof RegExp) {
+            json += asString(value.source)
+          } else {
+            json += asString(value.toString())
+          }
+        } else {
+          json += asString(value)
+        }
+        
+        }
+      }
+      return json + JSON_STR_END_ARRAY
+    }
+
+      // #/properties/rate_limit
+      function anonymous2 (input) {
+        const obj = (input && typeof input.toJSON === 'function')
+    ? input.toJSON()
+    : input
+  
+        if (obj === null) return JSON_STR_EMPTY_OBJECT
+        let json = ''
+
+        json += JSON_STR_BEGIN_OBJECT
+
+      const value_limit_10 = obj["limit"]
+      if (value_limit_10 !== undefined) {
+        
+        json += "\"limit\":"
+        json += asInteger(value_limit_10)
+      } else {
+        throw new Error('"limit" is required!')
+      }
+      
+      const value_period_seconds_11 = obj["period_seconds"]
+      if (value_period_seconds_11 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"period_seconds\":"
+        json += asInteger(value_period_seconds_11)
+      } else {
+        throw new Error('"period_seconds" is required!')
+      }
+      
+    json += JSON_STR_END_OBJECT
+  
+        return json
+      }
+    
+
+      // #/properties/metadata
+      function anonymous3 (input) {
+        const obj = (input && typeof input.toJSON === 'function')
+    ? input.toJSON()
+    : input
+  
+        if (obj === null) return JSON_STR_EMPTY_OBJECT
+        let json = ''
+
+        json += JSON_STR_BEGIN_OBJECT
+let addComma_14 = false
+
+    for (const key of Object.keys(obj)) {
+      if (
+        
+        obj[key] === undefined ||
+        typeof obj[key] === 'function' ||
+        typeof obj[key] === 'symbol'
+      ) continue
+      const value = obj[key]
+  
+        !addComma_14 && (addComma_14 = true) || (json += JSON_STR_COMMA)
+        json += asString(key) + JSON_STR_COLONS
+        
+        if (typeof value !== 'string') {
+          if (value === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value instanceof Date) {
+            json += JSON_STR_QUOTE + value.toISOString() + JSON_STR_QUOTE
+          } else if (value instanceof RegExp) {
+            json += asString(value.source)
+          } else {
+            json += asString(value.toString())
+          }
+        } else {
+          json += asString(value)
+        }
+        
+      
+    }
+  
+    json += JSON_STR_END_OBJECT
+  
+        return json
+      }
+    
+
+      // #
+      function anonymous0 (input) {
+        const obj = (input && typeof input.toJSON === 'function')
+    ? input.toJSON()
+    : input
+  
+        if (obj === null) return JSON_STR_EMPTY_OBJECT
+        let json = ''
+
+        json += JSON_STR_BEGIN_OBJECT
+
+      const value_id_1 = obj["id"]
+      if (value_id_1 !== undefined) {
+        
+        json += "\"id\":"
+        
+        if (typeof value_id_1 !== 'string') {
+          if (value_id_1 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_id_1 instanceof Date) {
+            json += JSON_STR_QUOTE + value_id_1.toISOString() + JSON_STR_QUOTE
+          } else if (value_id_1 instanceof RegExp) {
+            json += asString(value_id_1.source)
+          } else {
+            json += asString(value_id_1.toString())
+          }
+        } else {
+          json += asString(value_id_1)
+        }
+        
+      } else {
+        throw new Error('"id" is required!')
+      }
+      
+      const value_url_2 = obj["url"]
+      if (value_url_2 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"url\":"
+        
+        if (typeof value_url_2 !== 'string') {
+          if (value_url_2 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_url_2 instanceof Date) {
+            json += JSON_STR_QUOTE + value_url_2.toISOString() + JSON_STR_QUOTE
+          } else if (value_url_2 instanceof RegExp) {
+            json += asString(value_url_2.source)
+          } else {
+            json += asString(value_url_2.toString())
+          }
+        } else {
+          json += asString(value_url_2)
+        }
+        
+      } else {
+        throw new Error('"url" is required!')
+      }
+      
+      const value_description_3 = obj["description"]
+      if (value_description_3 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"description\":"
+        
+          if (value_description_3 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(
+            typeof value_description_3 === "string" ||
+            value_description_3 === null ||
+            value_description_3 instanceof Date ||
+            value_description_3 instanceof RegExp ||
+            (
+              typeof value_description_3 === "object" &&
+              typeof value_description_3.toString === "function" &&
+              value_description_3.toString !== Object.prototype.toString
+            )
+          ) {
+            
+        if (typeof value_description_3 !== 'string') {
+          if (value_description_3 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_description_3 instanceof Date) {
+            json += JSON_STR_QUOTE + value_description_3.toISOString() + JSON_STR_QUOTE
+          } else if (value_description_3 instanceof RegExp) {
+            json += asString(value_description_3.source)
+          } else {
+            json += asString(value_description_3.toString())
+          }
+        } else {
+          json += asString(value_description_3)
+        }
+        
+          }
+        
+    else throw new TypeError(`The value of '#/properties/description' does not match schema definition.`)
+  
+      } else {
+        throw new Error('"description" is required!')
+      }
+      
+      const value_event_types_4 = obj["event_types"]
+      if (value_event_types_4 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"event_types\":"
+        json += anonymous1(value_event_types_4)
+      } else {
+        throw new Error('"event_types" is required!')
+      }
+      
+      const value_status_5 = obj["status"]
+      if (value_status_5 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"status\":"
+        
+        if (typeof value_status_5 !== 'string') {
+          if (value_status_5 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_status_5 instanceof Date) {
+            json += JSON_STR_QUOTE + value_status_5.toISOString() + JSON_STR_QUOTE
+          } else if (value_status_5 instanceof RegExp) {
+            json += asString(value_status_5.source)
+          } else {
+            json += asString(value_status_5.toString())
+          }
+        } else {
+          json += asString(value_status_5)
+        }
+        
+      } else {
+        throw new Error('"status" is required!')
+      }
+      
+      const value_disabled_reason_6 = obj["disabled_reason"]
+      if (value_disabled_reason_6 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"disabled_reason\":"
+        
+          if (value_disabled_reason_6 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(
+            typeof value_disabled_reason_6 === "string" ||
+            value_disabled_reason_6 === null ||
+            value_disabled_reason_6 instanceof Date ||
+            value_disabled_reason_6 instanceof RegExp ||
+            (
+              typeof value_disabled_reason_6 === "object" &&
+              typeof value_disabled_reason_6.toString === "function" &&
+              value_disabled_reason_6.toString !== Object.prototype.toString
+            )
+          ) {
+            
+        if (typeof value_disabled_reason_6 !== 'string') {
+          if (value_disabled_reason_6 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_disabled_reason_6 instanceof Date) {
+            json += JSON_STR_QUOTE + value_disabled_reason_6.toISOString() + JSON_STR_QUOTE
+          } else if (value_disabled_reason_6 instanceof RegExp) {
+            json += asString(value_disabled_reason_6.source)
+          } else {
+            json += asString(value_disabled_reason_6.toString())
+          }
+        } else {
+          json += asString(value_disabled_reason_6)
+        }
+        
+          }
+        
+    else throw new TypeError(`The value of '#/properties/disabled_reason' does not match schema definition.`)
+  
+      } else {
+        throw new Error('"disabled_reason" is required!')
+      }
+      
+      const value_disabled_at_7 = obj["disabled_at"]
+      if (value_disabled_at_7 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"disabled_at\":"
+        
+          if (value_disabled_at_7 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(
+            typeof value_disabled_at_7 === "string" ||
+            value_disabled_at_7 === null ||
+            value_disabled_at_7 instanceof Date ||
+            value_disabled_at_7 instanceof RegExp ||
+            (
+              typeof value_disabled_at_7 === "object" &&
+              typeof value_disabled_at_7.toString === "function" &&
+              value_disabled_at_7.toString !== Object.prototype.toString
+            )
+          ) {
+            json += asDateTime(value_disabled_at_7)
+          }
+        
+    else throw new TypeError(`The value of '#/properties/disabled_at' does not match schema definition.`)
+  
+      } else {
+        throw new Error('"disabled_at" is required!')
+      }
+      
+      const value_rate_limit_8 = obj["rate_limit"]
+      if (value_rate_limit_8 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"rate_limit\":"
+        
+          if (value_rate_limit_8 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(typeof value_rate_limit_8 === "object" || value_rate_limit_8 === null) {
+            json += anonymous2(value_rate_limit_8)
+          }
+        
+    else throw new TypeError(`The value of '#/properties/rate_limit' does not match schema definition.`)
+  
+      } else {
+        throw new Error('"rate_limit" is required!')
+      }
+      
+      const value_max_concurrency_12 = obj["max_concurrency"]
+      if (value_max_concurrency_12 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"max_concurrency\":"
+        
+          if (value_max_concurrency_12 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(Number.isInteger(value_max_concurrency_12) || value_max_concurrency_12 === null) {
+            json += asInteger(value_max_concurrency_12)
+          }
+        
+    else throw new TypeError(`The value of '#/properties/max_concurrency' does not match schema definition.`)
+  
+      } else {
+        throw new Error('"max_concurrency" is required!')
+      }
+      
+      const value_metadata_13 = obj["metadata"]
+      if (value_metadata_13 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"metadata\":"
+        json += anonymous3(value_metadata_13)
+      } else {
+        throw new Error('"metadata" is required!')
+      }
+      
+      const value_is_default_15 = obj["is_default"]
+      if (value_is_default_15 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"is_default\":"
+        json += asBoolean(value_is_default_15)
+      } else {
+        throw new Error('"is_default" is required!')
+      }
+      
+      const value_created_at_16 = obj["created_at"]
+      if (value_created_at_16 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"created_at\":"
+        json += asDateTime(value_created_at_16)
+      } else {
+        throw new Error('"created_at" is required!')
+      }
+      
+      const value_updated_at_17 = obj["updated_at"]
+      if (value_updated_at_17 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"updated_at\":"
+        json += asDateTime(value_updated_at_17)
+      } else {
+        throw new Error('"updated_at" is required!')
+      }
+      
+      const value_signing_secret_18 = obj["signing_secret"]
+      if (value_signing_secret_18 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"signing_secret\":"
+        
+        if (typeof value_signing_secret_18 !== 'string') {
+          if (value_signing_secret_18 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_signing_secret_18 instanceof Date) {
+            json += JSON_STR_QUOTE + value_signing_secret_18.toISOString() + JSON_STR_QUOTE
+          } else if (value_signing_secret_18 instanceof RegExp) {
+            json += asString(value_signing_secret_18.source)
+          } else {
+            json += asString(value_signing_secret_18.toString())
+          }
+        } else {
+          json += asString(value_signing_secret_18)
+        }
+        
+      } else {
+        throw new Error('"signing_secret" is required!')
+      }
+      
+    json += JSON_STR_END_OBJECT
+  
+        return json
+      }
+    
+    const main = anonymous0
+    return main
+    
+}(validator, serializer)
+  return module.exports
+})()
+
+exports.endpointDetail = (function () {
+  const module = { exports: null }
+'use strict'
+
+  const Serializer = require('fast-json-stringify/lib/serializer')
+  const serializerState = {"mode":"standalone"}
+  const serializer = Serializer.restoreFromState(serializerState)
+
+  const validator = null
+
+
+  module.exports = function anonymous(validator,serializer
+) {
+
+    
+const {
+  asString,
+  asNumber,
+  asBoolean,
+  asDateTime,
+  asDate,
+  asTime,
+  asUnsafeString
+} = serializer
+
+const asInteger = serializer.asInteger.bind(serializer)
+
+
+    const JSON_STR_BEGIN_OBJECT = '{'
+    const JSON_STR_END_OBJECT = '}'
+    const JSON_STR_BEGIN_ARRAY = '['
+    const JSON_STR_END_ARRAY = ']'
+    const JSON_STR_COMMA = ','
+    const JSON_STR_COLONS = ':'
+    const JSON_STR_QUOTE = '"'
+    const JSON_STR_EMPTY_OBJECT = JSON_STR_BEGIN_OBJECT + JSON_STR_END_OBJECT
+    const JSON_STR_EMPTY_ARRAY = JSON_STR_BEGIN_ARRAY + JSON_STR_END_ARRAY
+    const JSON_STR_EMPTY_STRING = JSON_STR_QUOTE + JSON_STR_QUOTE
+    const JSON_STR_NULL = 'null'
+  
+    
+    function anonymous1 (obj) {
+      // #/properties/event_types
+      let json = ''
+  
+    if (obj === null) return JSON_STR_EMPTY_ARRAY
+    if (!Array.isArray(obj)) {
+      throw new TypeError(`The value of '#/properties/event_types' does not match schema definition.`)
+    }
+    const arrayLength = obj.length
+  
+    json += JSON_STR_BEGIN_ARRAY
+  
+      if (arrayLength > 0) {
+        const value = obj[0]
+        
+        if (typeof value !== 'string') {
+          if (value === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value instanceof Date) {
+            json += JSON_STR_QUOTE + value.toISOString() + JSON_STR_QUOTE
+          } else if (value instanceof RegExp) {
+            json += asString(value.source)
+          } else {
+            json += asString(value.toString())
+          }
+        } else {
+          json += asString(value)
+        }
+        
+        for (let i = 1; i < arrayLength; i++) {
+          json += JSON_STR_COMMA
+          const value = obj[i]
+          
+        if (typeof value !== 'string') {
+          if (value === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value instanceof Date) {
+            json += JSON_STR_QUOTE + value.toISOString() + JSON_STR_QUOTE
+          } else if (value instanceof RegExp) {
+            json += asString(value.source)
+          } else {
+            json += asString(value.toString())
+          }
+        } else {
+          json += asString(value)
+        }
+        
+        }
+      }
+      return json + JSON_STR_END_ARRAY
+    }
+
+      // #/properties/rate_limit
+      function anonymous2 (input) {
+        const obj = (input && typeof input.toJSON === 'function')
+    ? input.toJSON()
+    : input
+  
+        if (obj === null) return JSON_STR_EMPTY_OBJECT
+        let json = ''
+
+        json += JSON_STR_BEGIN_OBJECT
+
+      const value_limit_10 = obj["limit"]
+      if (value_limit_10 !== undefined) {
+        
+        json += "\"limit\":"
+        json += asInteger(value_limit_10)
+      } else {
+        throw new Error('"limit" is required!')
+      }
+      
+      const value_period_seconds_11 = obj["period_seconds"]
+      if (value_period_seconds_11 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"period_seconds\":"
+        json += asInteger(value_period_seconds_11)
+      } else {
+        throw new Error('"period_seconds" is required!')
+      }
+      
+    json += JSON_STR_END_OBJECT
+  
+        return json
+      }
+    
+
+      // #/properties/metadata
+      function anonymous3 (input) {
+        const obj = (input && typeof input.toJSON === 'function')
+    ? input.toJSON()
+    : input
+  
+        if (obj === null) return JSON_STR_EMPTY_OBJECT
+        let json = ''
+
+        json += JSON_STR_BEGIN_OBJECT
+let addComma_14 = false
+
+    for (const key of Object.keys(obj)) {
+      if (
+        
+        obj[key] === undefined ||
+        typeof obj[key] === 'function' ||
+        typeof obj[key] === 'symbol'
+      ) continue
+      const value = obj[key]
+  
+        !addComma_14 && (addComma_14 = true) || (json += JSON_STR_COMMA)
+        json += asString(key) + JSON_STR_COLONS
+        
+        if (typeof value !== 'string') {
+          if (value === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value instanceof Date) {
+            json += JSON_STR_QUOTE + value.toISOString() + JSON_STR_QUOTE
+          } else if (value instanceof RegExp) {
+            json += asString(value.source)
+          } else {
+            json += asString(value.toString())
+          }
+        } else {
+          json += asString(value)
+        }
+        
+      
+    }
+  
+    json += JSON_STR_END_OBJECT
+  
+        return json
+      }
+    
+
+      // #/properties/stats
+      function anonymous4 (input) {
+        const obj = (input && typeof input.toJSON === 'function')
+    ? input.toJSON()
+    : input
+  
+        if (obj === null) return JSON_STR_EMPTY_OBJECT
+        let json = ''
+
+        json += JSON_STR_BEGIN_OBJECT
+
+      const value_pending_20 = obj["pending"]
+      if (value_pending_20 !== undefined) {
+        
+        json += "\"pending\":"
+        json += asInteger(value_pending_20)
+      } else {
+        throw new Error('"pending" is required!')
+      }
+      
+      const value_held_21 = obj["held"]
+      if (value_held_21 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"held\":"
+        json += asInteger(value_held_21)
+      } else {
+        throw new Error('"held" is required!')
+      }
+      
+      const value_failed_22 = obj["failed"]
+      if (value_failed_22 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"failed\":"
+        json += asInteger(value_failed_22)
+      } else {
+        throw new Error('"failed" is required!')
+      }
+      
+      const value_dead_letter_23 = obj["dead_letter"]
+      if (value_dead_letter_23 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"dead_letter\":"
+        json += asInteger(value_dead_letter_23)
+      } else {
+        throw new Error('"dead_letter" is required!')
+      }
+      
+      const value_oldest_pending_at_24 = obj["oldest_pending_at"]
+      if (value_oldest_pending_at_24 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"oldest_pending_at\":"
+        
+          if (value_oldest_pending_at_24 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(
+            typeof value_oldest_pending_at_24 === "string" ||
+            value_oldest_pending_at_24 === null ||
+            value_oldest_pending_at_24 instanceof Date ||
+            value_oldest_pending_at_24 instanceof RegExp ||
+            (
+              typeof value_oldest_pending_at_24 === "object" &&
+              typeof value_oldest_pending_at_24.toString === "function" &&
+              value_oldest_pending_at_24.toString !== Object.prototype.toString
+            )
+          ) {
+            json += asDateTime(value_oldest_pending_at_24)
+          }
+        
+    else throw new TypeError(`The value of '#/properties/stats/properties/oldest_pending_at' does not match schema definition.`)
+  
+      } else {
+        throw new Error('"oldest_pending_at" is required!')
+      }
+      
+      const value_throttled_until_25 = obj["throttled_until"]
+      if (value_throttled_until_25 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"throttled_until\":"
+        
+          if (value_throttled_until_25 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(
+            typeof value_throttled_until_25 === "string" ||
+            value_throttled_until_25 === null ||
+            value_throttled_until_25 instanceof Date ||
+            value_throttled_until_25 instanceof RegExp ||
+            (
+              typeof value_throttled_until_25 === "object" &&
+              typeof value_throttled_until_25.toString === "function" &&
+              value_throttled_until_25.toString !== Object.prototype.toString
+            )
+          ) {
+            json += asDateTime(value_throttled_until_25)
+          }
+        
+    else throw new TypeError(`The value of '#/properties/stats/properties/throttled_until' does not match schema definition.`)
+  
+      } else {
+        throw new Error('"throttled_until" is required!')
+      }
+      
+      const value_last_success_at_26 = obj["last_success_at"]
+      if (value_last_success_at_26 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"last_success_at\":"
+        
+          if (value_last_success_at_26 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(
+            typeof value_last_success_at_26 === "string" ||
+            value_last_success_at_26 === null ||
+            value_last_success_at_26 instanceof Date ||
+            value_last_success_at_26 instanceof RegExp ||
+            (
+              typeof value_last_success_at_26 === "object" &&
+              typeof value_last_success_at_26.toString === "function" &&
+              value_last_success_at_26.toString !== Object.prototype.toString
+            )
+          ) {
+            json += asDateTime(value_last_success_at_26)
+          }
+        
+    else throw new TypeError(`The value of '#/properties/stats/properties/last_success_at' does not match schema definition.`)
+  
+      } else {
+        throw new Error('"last_success_at" is required!')
+      }
+      
+      const value_last_failure_at_27 = obj["last_failure_at"]
+      if (value_last_failure_at_27 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"last_failure_at\":"
+        
+          if (value_last_failure_at_27 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(
+            typeof value_last_failure_at_27 === "string" ||
+            value_last_failure_at_27 === null ||
+            value_last_failure_at_27 instanceof Date ||
+            value_last_failure_at_27 instanceof RegExp ||
+            (
+              typeof value_last_failure_at_27 === "object" &&
+              typeof value_last_failure_at_27.toString === "function" &&
+              value_last_failure_at_27.toString !== Object.prototype.toString
+            )
+          ) {
+            json += asDateTime(value_last_failure_at_27)
+          }
+        
+    else throw new TypeError(`The value of '#/properties/stats/properties/last_failure_at' does not match schema definition.`)
+  
+      } else {
+        throw new Error('"last_failure_at" is required!')
+      }
+      
+      const value_consecutive_failures_28 = obj["consecutive_failures"]
+      if (value_consecutive_failures_28 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"consecutive_failures\":"
+        json += asInteger(value_consecutive_failures_28)
+      } else {
+        throw new Error('"consecutive_failures" is required!')
+      }
+      
+    json += JSON_STR_END_OBJECT
+  
+        return json
+      }
+    
+
+      // #
+      function anonymous0 (input) {
+        const obj = (input && typeof input.toJSON === 'function')
+    ? input.toJSON()
+    : input
+  
+        if (obj === null) return JSON_STR_EMPTY_OBJECT
+        let json = ''
+
+        json += JSON_STR_BEGIN_OBJECT
+
+      const value_id_1 = obj["id"]
+      if (value_id_1 !== undefined) {
+        
+        json += "\"id\":"
+        
+        if (typeof value_id_1 !== 'string') {
+          if (value_id_1 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_id_1 instanceof Date) {
+            json += JSON_STR_QUOTE + value_id_1.toISOString() + JSON_STR_QUOTE
+          } else if (value_id_1 instanceof RegExp) {
+            json += asString(value_id_1.source)
+          } else {
+            json += asString(value_id_1.toString())
+          }
+        } else {
+          json += asString(value_id_1)
+        }
+        
+      } else {
+        throw new Error('"id" is required!')
+      }
+      
+      const value_url_2 = obj["url"]
+      if (value_url_2 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"url\":"
+        
+        if (typeof value_url_2 !== 'string') {
+          if (value_url_2 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_url_2 instanceof Date) {
+            json += JSON_STR_QUOTE + value_url_2.toISOString() + JSON_STR_QUOTE
+          } else if (value_url_2 instanceof RegExp) {
+            json += asString(value_url_2.source)
+          } else {
+            json += asString(value_url_2.toString())
+          }
+        } else {
+          json += asString(value_url_2)
+        }
+        
+      } else {
+        throw new Error('"url" is required!')
+      }
+      
+      const value_description_3 = obj["description"]
+      if (value_description_3 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"description\":"
+        
+          if (value_description_3 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(
+            typeof value_description_3 === "string" ||
+            value_description_3 === null ||
+            value_description_3 instanceof Date ||
+            value_description_3 instanceof RegExp ||
+            (
+              typeof value_description_3 === "object" &&
+              typeof value_description_3.toString === "function" &&
+              value_description_3.toString !== Object.prototype.toString
+            )
+          ) {
+            
+        if (typeof value_description_3 !== 'string') {
+          if (value_description_3 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_description_3 instanceof Date) {
+            json += JSON_STR_QUOTE + value_description_3.toISOString() + JSON_STR_QUOTE
+          } else if (value_description_3 instanceof RegExp) {
+            json += asString(value_description_3.source)
+          } else {
+            json += asString(value_description_3.toString())
+          }
+        } else {
+          json += asString(value_description_3)
+        }
+        
+          }
+        
+    else throw new TypeError(`The value of '#/properties/description' does not match schema definition.`)
+  
+      } else {
+        throw new Error('"description" is required!')
+      }
+      
+      const value_event_types_4 = obj["event_types"]
+      if (value_event_types_4 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"event_types\":"
+        json += anonymous1(value_event_types_4)
+      } else {
+        throw new Error('"event_types" is required!')
+      }
+      
+      const value_status_5 = obj["status"]
+      if (value_status_5 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"status\":"
+        
+        if (typeof value_status_5 !== 'string') {
+          if (value_status_5 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_status_5 instanceof Date) {
+            json += JSON_STR_QUOTE + value_status_5.toISOString() + JSON_STR_QUOTE
+          } else if (value_status_5 instanceof RegExp) {
+            json += asString(value_status_5.source)
+          } else {
+            json += asString(value_status_5.toString())
+          }
+        } else {
+          json += asString(value_status_5)
+        }
+        
+      } else {
+        throw new Error('"status" is required!')
+      }
+      
+      const value_disabled_reason_6 = obj["disabled_reason"]
+      if (value_disabled_reason_6 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"disabled_reason\":"
+        
+          if (value_disabled_reason_6 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(
+            typeof value_disabled_reason_6 === "string" ||
+            value_disabled_reason_6 === null ||
+            value_disabled_reason_6 instanceof Date ||
+            value_disabled_reason_6 instanceof RegExp ||
+            (
+              typeof value_disabled_reason_6 === "object" &&
+              typeof value_disabled_reason_6.toString === "function" &&
+              value_disabled_reason_6.toString !== Object.prototype.toString
+            )
+          ) {
+            
+        if (typeof value_disabled_reason_6 !== 'string') {
+          if (value_disabled_reason_6 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_disabled_reason_6 instanceof Date) {
+            json += JSON_STR_QUOTE + value_disabled_reason_6.toISOString() + JSON_STR_QUOTE
+          } else if (value_disabled_reason_6 instanceof RegExp) {
+            json += asString(value_disabled_reason_6.source)
+          } else {
+            json += asString(value_disabled_reason_6.toString())
+          }
+        } else {
+          json += asString(value_disabled_reason_6)
+        }
+        
+          }
+        
+    else throw new TypeError(`The value of '#/properties/disabled_reason' does not match schema definition.`)
+  
+      } else {
+        throw new Error('"disabled_reason" is required!')
+      }
+      
+      const value_disabled_at_7 = obj["disabled_at"]
+      if (value_disabled_at_7 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"disabled_at\":"
+        
+          if (value_disabled_at_7 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(
+            typeof value_disabled_at_7 === "string" ||
+            value_disabled_at_7 === null ||
+            value_disabled_at_7 instanceof Date ||
+            value_disabled_at_7 instanceof RegExp ||
+            (
+              typeof value_disabled_at_7 === "object" &&
+              typeof value_disabled_at_7.toString === "function" &&
+              value_disabled_at_7.toString !== Object.prototype.toString
+            )
+          ) {
+            json += asDateTime(value_disabled_at_7)
+          }
+        
+    else throw new TypeError(`The value of '#/properties/disabled_at' does not match schema definition.`)
+  
+      } else {
+        throw new Error('"disabled_at" is required!')
+      }
+      
+      const value_rate_limit_8 = obj["rate_limit"]
+      if (value_rate_limit_8 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"rate_limit\":"
+        
+          if (value_rate_limit_8 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(typeof value_rate_limit_8 === "object" || value_rate_limit_8 === null) {
+            json += anonymous2(value_rate_limit_8)
+          }
+        
+    else throw new TypeError(`The value of '#/properties/rate_limit' does not match schema definition.`)
+  
+      } else {
+        throw new Error('"rate_limit" is required!')
+      }
+      
+      const value_max_concurrency_12 = obj["max_concurrency"]
+      if (value_max_concurrency_12 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"max_concurrency\":"
+        
+          if (value_max_concurrency_12 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(Number.isInteger(value_max_concurrency_12) || value_max_concurrency_12 === null) {
+            json += asInteger(value_max_concurrency_12)
+          }
+        
+    else throw new TypeError(`The value of '#/properties/max_concurrency' does not match schema definition.`)
+  
+      } else {
+        throw new Error('"max_concurrency" is required!')
+      }
+      
+      const value_metadata_13 = obj["metadata"]
+      if (value_metadata_13 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"metadata\":"
+        json += anonymous3(value_metadata_13)
+      } else {
+        throw new Error('"metadata" is required!')
+      }
+      
+      const value_is_default_15 = obj["is_default"]
+      if (value_is_default_15 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"is_default\":"
+        json += asBoolean(value_is_default_15)
+      } else {
+        throw new Error('"is_default" is required!')
+      }
+      
+      const value_created_at_16 = obj["created_at"]
+      if (value_created_at_16 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"created_at\":"
+        json += asDateTime(value_created_at_16)
+      } else {
+        throw new Error('"created_at" is required!')
+      }
+      
+      const value_updated_at_17 = obj["updated_at"]
+      if (value_updated_at_17 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"updated_at\":"
+        json += asDateTime(value_updated_at_17)
+      } else {
+        throw new Error('"updated_at" is required!')
+      }
+      
+      const value_stats_18 = obj["stats"]
+      if (value_stats_18 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"stats\":"
+        json += anonymous4(value_stats_18)
+      } else {
+        throw new Error('"stats" is required!')
+      }
+      
+    json += JSON_STR_END_OBJECT
+  
+        return json
+      }
+    
+    const main = anonymous0
+    return main
+    
+}(validator, serializer)
+  return module.exports
+})()
+
+exports.endpointList = (function () {
+  const module = { exports: null }
+'use strict'
+
+  const Serializer = require('fast-json-stringify/lib/serializer')
+  const serializerState = {"mode":"standalone"}
+  const serializer = Serializer.restoreFromState(serializerState)
+
+  const validator = null
+
+
+  module.exports = function anonymous(validator,serializer
+) {
+
+    
+const {
+  asString,
+  asNumber,
+  asBoolean,
+  asDateTime,
+  asDate,
+  asTime,
+  asUnsafeString
+} = serializer
+
+const asInteger = serializer.asInteger.bind(serializer)
+
+
+    const JSON_STR_BEGIN_OBJECT = '{'
+    const JSON_STR_END_OBJECT = '}'
+    const JSON_STR_BEGIN_ARRAY = '['
+    const JSON_STR_END_ARRAY = ']'
+    const JSON_STR_COMMA = ','
+    const JSON_STR_COLONS = ':'
+    const JSON_STR_QUOTE = '"'
+    const JSON_STR_EMPTY_OBJECT = JSON_STR_BEGIN_OBJECT + JSON_STR_END_OBJECT
+    const JSON_STR_EMPTY_ARRAY = JSON_STR_BEGIN_ARRAY + JSON_STR_END_ARRAY
+    const JSON_STR_EMPTY_STRING = JSON_STR_QUOTE + JSON_STR_QUOTE
+    const JSON_STR_NULL = 'null'
+  
+    
+    function anonymous3 (obj) {
+      // #/properties/endpoints/items/properties/event_types
+      let json = ''
+  
+    if (obj === null) return JSON_STR_EMPTY_ARRAY
+    if (!Array.isArray(obj)) {
+      throw new TypeError(`The value of '#/properties/endpoints/items/properties/event_types' does not match schema definition.`)
+    }
+    const arrayLength = obj.length
+  
+    json += JSON_STR_BEGIN_ARRAY
+  
+      if (arrayLength > 0) {
+        const value = obj[0]
+        
+        if (typeof value !== 'string') {
+          if (value === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value instanceof Date) {
+            json += JSON_STR_QUOTE + value.toISOString() + JSON_STR_QUOTE
+          } else if (value instanceof RegExp) {
+            json += asString(value.source)
+          } else {
+            json += asString(value.toString())
+          }
+        } else {
+          json += asString(value)
+        }
+        
+        for (let i = 1; i < arrayLength; i++) {
+          json += JSON_STR_COMMA
+          const value = obj[i]
+          
+        if (typeof value !== 'string') {
+          if (value === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value instanceof Date) {
+            json += JSON_STR_QUOTE + value.toISOString() + JSON_STR_QUOTE
+          } else if (value instanceof RegExp) {
+            json += asString(value.source)
+          } else {
+            json += asString(value.toString())
+          }
+        } else {
+          json += asString(value)
+        }
+        
+        }
+      }
+      return json + JSON_STR_END_ARRAY
+    }
+
+      // #/properties/endpoints/items/properties/rate_limit
+      function anonymous4 (input) {
+        const obj = (input && typeof input.toJSON === 'function')
+    ? input.toJSON()
+    : input
+  
+        if (obj === null) return JSON_STR_EMPTY_OBJECT
+        let json = ''
+
+        json += JSON_STR_BEGIN_OBJECT
+
+      const value_limit_12 = obj["limit"]
+      if (value_limit_12 !== undefined) {
+        
+        json += "\"limit\":"
+        json += asInteger(value_limit_12)
+      } else {
+        throw new Error('"limit" is required!')
+      }
+      
+      const value_period_seconds_13 = obj["period_seconds"]
+      if (value_period_seconds_13 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"period_seconds\":"
+        json += asInteger(value_period_seconds_13)
+      } else {
+        throw new Error('"period_seconds" is required!')
+      }
+      
+    json += JSON_STR_END_OBJECT
+  
+        return json
+      }
+    
+
+      // #/properties/endpoints/items/properties/metadata
+      function anonymous5 (input) {
+        const obj = (input && typeof input.toJSON === 'function')
+    ? input.toJSON()
+    : input
+  
+        if (obj === null) return JSON_STR_EMPTY_OBJECT
+        let json = ''
+
+        json += JSON_STR_BEGIN_OBJECT
+let addComma_16 = false
+
+    for (const key of Object.keys(obj)) {
+      if (
+        
+        obj[key] === undefined ||
+        typeof obj[key] === 'function' ||
+        typeof obj[key] === 'symbol'
+      ) continue
+      const value = obj[key]
+  
+        !addComma_16 && (addComma_16 = true) || (json += JSON_STR_COMMA)
+        json += asString(key) + JSON_STR_COLONS
+        
+        if (typeof value !== 'string') {
+          if (value === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value instanceof Date) {
+            json += JSON_STR_QUOTE + value.toISOString() + JSON_STR_QUOTE
+          } else if (value instanceof RegExp) {
+            json += asString(value.source)
+          } else {
+            json += asString(value.toString())
+          }
+        } else {
+          json += asString(value)
+        }
+        
+      
+    }
+  
+    json += JSON_STR_END_OBJECT
+  
+        return json
+      }
+    
+
+      // #/properties/endpoints/items
+      function anonymous2 (input) {
+        const obj = (input && typeof input.toJSON === 'function')
+    ? input.toJSON()
+    : input
+  
+        if (obj === null) return JSON_STR_EMPTY_OBJECT
+        let json = ''
+
+        json += JSON_STR_BEGIN_OBJECT
+
+      const value_id_3 = obj["id"]
+      if (value_id_3 !== undefined) {
+        
+        json += "\"id\":"
+        
+        if (typeof value_id_3 !== 'string') {
+          if (value_id_3 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_id_3 instanceof Date) {
+            json += JSON_STR_QUOTE + value_id_3.toISOString() + JSON_STR_QUOTE
+          } else if (value_id_3 instanceof RegExp) {
+            json += asString(value_id_3.source)
+          } else {
+            json += asString(value_id_3.toString())
+          }
+        } else {
+          json += asString(value_id_3)
+        }
+        
+      } else {
+        throw new Error('"id" is required!')
+      }
+      
+      const value_url_4 = obj["url"]
+      if (value_url_4 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"url\":"
+        
+        if (typeof value_url_4 !== 'string') {
+          if (value_url_4 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_url_4 instanceof Date) {
+            json += JSON_STR_QUOTE + value_url_4.toISOString() + JSON_STR_QUOTE
+          } else if (value_url_4 instanceof RegExp) {
+            json += asString(value_url_4.source)
+          } else {
+            json += asString(value_url_4.toString())
+          }
+        } else {
+          json += asString(value_url_4)
+        }
+        
+      } else {
+        throw new Error('"url" is required!')
+      }
+      
+      const value_description_5 = obj["description"]
+      if (value_description_5 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"description\":"
+        
+          if (value_description_5 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(
+            typeof value_description_5 === "string" ||
+            value_description_5 === null ||
+            value_description_5 instanceof Date ||
+            value_description_5 instanceof RegExp ||
+            (
+              typeof value_description_5 === "object" &&
+              typeof value_description_5.toString === "function" &&
+              value_description_5.toString !== Object.prototype.toString
+            )
+          ) {
+            
+        if (typeof value_description_5 !== 'string') {
+          if (value_description_5 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_description_5 instanceof Date) {
+            json += JSON_STR_QUOTE + value_description_5.toISOString() + JSON_STR_QUOTE
+          } else if (value_description_5 instanceof RegExp) {
+            json += asString(value_description_5.source)
+          } else {
+            json += asString(value_description_5.toString())
+          }
+        } else {
+          json += asString(value_description_5)
+        }
+        
+          }
+        
+    else throw new TypeError(`The value of '#/properties/endpoints/items/properties/description' does not match schema definition.`)
+  
+      } else {
+        throw new Error('"description" is required!')
+      }
+      
+      const value_event_types_6 = obj["event_types"]
+      if (value_event_types_6 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"event_types\":"
+        json += anonymous3(value_event_types_6)
+      } else {
+        throw new Error('"event_types" is required!')
+      }
+      
+      const value_status_7 = obj["status"]
+      if (value_status_7 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"status\":"
+        
+        if (typeof value_status_7 !== 'string') {
+          if (value_status_7 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_status_7 instanceof Date) {
+            json += JSON_STR_QUOTE + value_status_7.toISOString() + JSON_STR_QUOTE
+          } else if (value_status_7 instanceof RegExp) {
+            json += asString(value_status_7.source)
+          } else {
+            json += asString(value_status_7.toString())
+          }
+        } else {
+          json += asString(value_status_7)
+        }
+        
+      } else {
+        throw new Error('"status" is required!')
+      }
+      
+      const value_disabled_reason_8 = obj["disabled_reason"]
+      if (value_disabled_reason_8 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"disabled_reason\":"
+        
+          if (value_disabled_reason_8 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(
+            typeof value_disabled_reason_8 === "string" ||
+            value_disabled_reason_8 === null ||
+            value_disabled_reason_8 instanceof Date ||
+            value_disabled_reason_8 instanceof RegExp ||
+            (
+              typeof value_disabled_reason_8 === "object" &&
+              typeof value_disabled_reason_8.toString === "function" &&
+              value_disabled_reason_8.toString !== Object.prototype.toString
+            )
+          ) {
+            
+        if (typeof value_disabled_reason_8 !== 'string') {
+          if (value_disabled_reason_8 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_disabled_reason_8 instanceof Date) {
+            json += JSON_STR_QUOTE + value_disabled_reason_8.toISOString() + JSON_STR_QUOTE
+          } else if (value_disabled_reason_8 instanceof RegExp) {
+            json += asString(value_disabled_reason_8.source)
+          } else {
+            json += asString(value_disabled_reason_8.toString())
+          }
+        } else {
+          json += asString(value_disabled_reason_8)
+        }
+        
+          }
+        
+    else throw new TypeError(`The value of '#/properties/endpoints/items/properties/disabled_reason' does not match schema definition.`)
+  
+      } else {
+        throw new Error('"disabled_reason" is required!')
+      }
+      
+      const value_disabled_at_9 = obj["disabled_at"]
+      if (value_disabled_at_9 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"disabled_at\":"
+        
+          if (value_disabled_at_9 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(
+            typeof value_disabled_at_9 === "string" ||
+            value_disabled_at_9 === null ||
+            value_disabled_at_9 instanceof Date ||
+            value_disabled_at_9 instanceof RegExp ||
+            (
+              typeof value_disabled_at_9 === "object" &&
+              typeof value_disabled_at_9.toString === "function" &&
+              value_disabled_at_9.toString !== Object.prototype.toString
+            )
+          ) {
+            json += asDateTime(value_disabled_at_9)
+          }
+        
+    else throw new TypeError(`The value of '#/properties/endpoints/items/properties/disabled_at' does not match schema definition.`)
+  
+      } else {
+        throw new Error('"disabled_at" is required!')
+      }
+      
+      const value_rate_limit_10 = obj["rate_limit"]
+      if (value_rate_limit_10 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"rate_limit\":"
+        
+          if (value_rate_limit_10 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(typeof value_rate_limit_10 === "object" || value_rate_limit_10 === null) {
+            json += anonymous4(value_rate_limit_10)
+          }
+        
+    else throw new TypeError(`The value of '#/properties/endpoints/items/properties/rate_limit' does not match schema definition.`)
+  
+      } else {
+        throw new Error('"rate_limit" is required!')
+      }
+      
+      const value_max_concurrency_14 = obj["max_concurrency"]
+      if (value_max_concurrency_14 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"max_concurrency\":"
+        
+          if (value_max_concurrency_14 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(Number.isInteger(value_max_concurrency_14) || value_max_concurrency_14 === null) {
+            json += asInteger(value_max_concurrency_14)
+          }
+        
+    else throw new TypeError(`The value of '#/properties/endpoints/items/properties/max_concurrency' does not match schema definition.`)
+  
+      } else {
+        throw new Error('"max_concurrency" is required!')
+      }
+      
+      const value_metadata_15 = obj["metadata"]
+      if (value_metadata_15 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"metadata\":"
+        json += anonymous5(value_metadata_15)
+      } else {
+        throw new Error('"metadata" is required!')
+      }
+      
+      const value_is_default_17 = obj["is_default"]
+      if (value_is_default_17 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"is_default\":"
+        json += asBoolean(value_is_default_17)
+      } else {
+        throw new Error('"is_default" is required!')
+      }
+      
+      const value_created_at_18 = obj["created_at"]
+      if (value_created_at_18 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"created_at\":"
+        json += asDateTime(value_created_at_18)
+      } else {
+        throw new Error('"created_at" is required!')
+      }
+      
+      const value_updated_at_19 = obj["updated_at"]
+      if (value_updated_at_19 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"updated_at\":"
+        json += asDateTime(value_updated_at_19)
+      } else {
+        throw new Error('"updated_at" is required!')
+      }
+      
+    json += JSON_STR_END_OBJECT
+  
+        return json
+      }
+    
+
+    function anonymous1 (obj) {
+      // #/properties/endpoints
+      let json = ''
+  
+    if (obj === null) return JSON_STR_EMPTY_ARRAY
+    if (!Array.isArray(obj)) {
+      throw new TypeError(`The value of '#/properties/endpoints' does not match schema definition.`)
+    }
+    const arrayLength = obj.length
+  
+    json += JSON_STR_BEGIN_ARRAY
+  
+      if (arrayLength > 0) {
+        const value = obj[0]
+        json += anonymous2(value)
+        for (let i = 1; i < arrayLength; i++) {
+          json += JSON_STR_COMMA
+          const value = obj[i]
+          json += anonymous2(value)
+        }
+      }
+      return json + JSON_STR_END_ARRAY
+    }
+
+      // #
+      function anonymous0 (input) {
+        const obj = (input && typeof input.toJSON === 'function')
+    ? input.toJSON()
+    : input
+  
+        if (obj === null) return JSON_STR_EMPTY_OBJECT
+        let json = ''
+
+        json += JSON_STR_BEGIN_OBJECT
+
+      const value_endpoints_1 = obj["endpoints"]
+      if (value_endpoints_1 !== undefined) {
+        
+        json += "\"endpoints\":"
+        json += anonymous1(value_endpoints_1)
+      } else {
+        throw new Error('"endpoints" is required!')
+      }
+      
+      const value_limit_20 = obj["limit"]
+      if (value_limit_20 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"limit\":"
+        json += asInteger(value_limit_20)
+      } else {
+        throw new Error('"limit" is required!')
+      }
+      
+      const value_next_cursor_21 = obj["next_cursor"]
+      if (value_next_cursor_21 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"next_cursor\":"
+        
+          if (value_next_cursor_21 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(
+            typeof value_next_cursor_21 === "string" ||
+            value_next_cursor_21 === null ||
+            value_next_cursor_21 instanceof Date ||
+            value_next_cursor_21 instanceof RegExp ||
+            (
+              typeof value_next_cursor_21 === "object" &&
+              typeof value_next_cursor_21.toString === "function" &&
+              value_next_cursor_21.toString !== Object.prototype.toString
+            )
+          ) {
+            
+        if (typeof value_next_cursor_21 !== 'string') {
+          if (value_next_cursor_21 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_next_cursor_21 instanceof Date) {
+            json += JSON_STR_QUOTE + value_next_cursor_21.toISOString() + JSON_STR_QUOTE
+          } else if (value_next_cursor_21 instanceof RegExp) {
+            json += asString(value_next_cursor_21.source)
+          } else {
+            json += asString(value_next_cursor_21.toString())
+          }
+        } else {
+          json += asString(value_next_cursor_21)
+        }
+        
+          }
+        
+    else throw new TypeError(`The value of '#/properties/next_cursor' does not match schema definition.`)
+  
+      } else {
+        throw new Error('"next_cursor" is required!')
+      }
+      
+      const value_has_more_22 = obj["has_more"]
+      if (value_has_more_22 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"has_more\":"
+        json += asBoolean(value_has_more_22)
+      } else {
+        throw new Error('"has_more" is required!')
+      }
+      
+    json += JSON_STR_END_OBJECT
+  
+        return json
+      }
+    
+    const main = anonymous0
+    return main
+    
+}(validator, serializer)
+  return module.exports
+})()
+
+exports.eventDeliveries = (function () {
+  const module = { exports: null }
+'use strict'
+
+  const Serializer = require('fast-json-stringify/lib/serializer')
+  const serializerState = {"mode":"standalone"}
+  const serializer = Serializer.restoreFromState(serializerState)
+
+  const validator = null
+
+
+  module.exports = function anonymous(validator,serializer
+) {
+
+    
+const {
+  asString,
+  asNumber,
+  asBoolean,
+  asDateTime,
+  asDate,
+  asTime,
+  asUnsafeString
+} = serializer
+
+const asInteger = serializer.asInteger.bind(serializer)
+
+
+    const JSON_STR_BEGIN_OBJECT = '{'
+    const JSON_STR_END_OBJECT = '}'
+    const JSON_STR_BEGIN_ARRAY = '['
+    const JSON_STR_END_ARRAY = ']'
+    const JSON_STR_COMMA = ','
+    const JSON_STR_COLONS = ':'
+    const JSON_STR_QUOTE = '"'
+    const JSON_STR_EMPTY_OBJECT = JSON_STR_BEGIN_OBJECT + JSON_STR_END_OBJECT
+    const JSON_STR_EMPTY_ARRAY = JSON_STR_BEGIN_ARRAY + JSON_STR_END_ARRAY
+    const JSON_STR_EMPTY_STRING = JSON_STR_QUOTE + JSON_STR_QUOTE
+    const JSON_STR_NULL = 'null'
+  
+    
+      // #/properties/deliveries/items
+      function anonymous2 (input) {
+        const obj = (input && typeof input.toJSON === 'function')
+    ? input.toJSON()
+    : input
+  
+        if (obj === null) return JSON_STR_EMPTY_OBJECT
+        let json = ''
+
+        json += JSON_STR_BEGIN_OBJECT
+
+      const value_endpoint_id_4 = obj["endpoint_id"]
+      if (value_endpoint_id_4 !== undefined) {
+        
+        json += "\"endpoint_id\":"
+        
+        if (typeof value_endpoint_id_4 !== 'string') {
+          if (value_endpoint_id_4 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_endpoint_id_4 instanceof Date) {
+            json += JSON_STR_QUOTE + value_endpoint_id_4.toISOString() + JSON_STR_QUOTE
+          } else if (value_endpoint_id_4 instanceof RegExp) {
+            json += asString(value_endpoint_id_4.source)
+          } else {
+            json += asString(value_endpoint_id_4.toString())
+          }
+        } else {
+          json += asString(value_endpoint_id_4)
+        }
+        
+      } else {
+        throw new Error('"endpoint_id" is required!')
+      }
+      
+      const value_status_5 = obj["status"]
+      if (value_status_5 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"status\":"
+        
+        if (typeof value_status_5 !== 'string') {
+          if (value_status_5 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_status_5 instanceof Date) {
+            json += JSON_STR_QUOTE + value_status_5.toISOString() + JSON_STR_QUOTE
+          } else if (value_status_5 instanceof RegExp) {
+            json += asString(value_status_5.source)
+          } else {
+            json += asString(value_status_5.toString())
+          }
+        } else {
+          json += asString(value_status_5)
+        }
+        
+      } else {
+        throw new Error('"status" is required!')
+      }
+      
+      const value_attempts_6 = obj["attempts"]
+      if (value_attempts_6 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"attempts\":"
+        json += asInteger(value_attempts_6)
+      } else {
+        throw new Error('"attempts" is required!')
+      }
+      
+      const value_response_status_7 = obj["response_status"]
+      if (value_response_status_7 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"response_status\":"
+        
+          if (value_response_status_7 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(Number.isInteger(value_response_status_7) || value_response_status_7 === null) {
+            json += asInteger(value_response_status_7)
+          }
+        
+    else throw new TypeError(`The value of '#/properties/deliveries/items/properties/response_status' does not match schema definition.`)
+  
+      } else {
+        throw new Error('"response_status" is required!')
+      }
+      
+      const value_last_error_8 = obj["last_error"]
+      if (value_last_error_8 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"last_error\":"
+        
+          if (value_last_error_8 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(
+            typeof value_last_error_8 === "string" ||
+            value_last_error_8 === null ||
+            value_last_error_8 instanceof Date ||
+            value_last_error_8 instanceof RegExp ||
+            (
+              typeof value_last_error_8 === "object" &&
+              typeof value_last_error_8.toString === "function" &&
+              value_last_error_8.toString !== Object.prototype.toString
+            )
+          ) {
+            
+        if (typeof value_last_error_8 !== 'string') {
+          if (value_last_error_8 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_last_error_8 instanceof Date) {
+            json += JSON_STR_QUOTE + value_last_error_8.toISOString() + JSON_STR_QUOTE
+          } else if (value_last_error_8 instanceof RegExp) {
+            json += asString(value_last_error_8.source)
+          } else {
+            json += asString(value_last_error_8.toString())
+          }
+        } else {
+          json += asString(value_last_error_8)
+        }
+        
+          }
+        
+    else throw new TypeError(`The value of '#/properties/deliveries/items/properties/last_error' does not match schema definition.`)
+  
+      } else {
+        throw new Error('"last_error" is required!')
+      }
+      
+      const value_next_attempt_at_9 = obj["next_attempt_at"]
+      if (value_next_attempt_at_9 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"next_attempt_at\":"
+        
+          if (value_next_attempt_at_9 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(
+            typeof value_next_attempt_at_9 === "string" ||
+            value_next_attempt_at_9 === null ||
+            value_next_attempt_at_9 instanceof Date ||
+            value_next_attempt_at_9 instanceof RegExp ||
+            (
+              typeof value_next_attempt_at_9 === "object" &&
+              typeof value_next_attempt_at_9.toString === "function" &&
+              value_next_attempt_at_9.toString !== Object.prototype.toString
+            )
+          ) {
+            json += asDateTime(value_next_attempt_at_9)
+          }
+        
+    else throw new TypeError(`The value of '#/properties/deliveries/items/properties/next_attempt_at' does not match schema definition.`)
+  
+      } else {
+        throw new Error('"next_attempt_at" is required!')
+      }
+      
+      const value_delivered_at_10 = obj["delivered_at"]
+      if (value_delivered_at_10 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"delivered_at\":"
+        
+          if (value_delivered_at_10 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(
+            typeof value_delivered_at_10 === "string" ||
+            value_delivered_at_10 === null ||
+            value_delivered_at_10 instanceof Date ||
+            value_delivered_at_10 instanceof RegExp ||
+            (
+              typeof value_delivered_at_10 === "object" &&
+              typeof value_delivered_at_10.toString === "function" &&
+              value_delivered_at_10.toString !== Object.prototype.toString
+            )
+          ) {
+            json += asDateTime(value_delivered_at_10)
+          }
+        
+    else throw new TypeError(`The value of '#/properties/deliveries/items/properties/delivered_at' does not match schema definition.`)
+  
+      } else {
+        throw new Error('"delivered_at" is required!')
+      }
+      
+    json += JSON_STR_END_OBJECT
+  
+        return json
+      }
+    
+
+    function anonymous1 (obj) {
+      // #/properties/deliveries
+      let json = ''
+  
+    if (obj === null) return JSON_STR_EMPTY_ARRAY
+    if (!Array.isArray(obj)) {
+      throw new TypeError(`The value of '#/properties/deliveries' does not match schema definition.`)
+    }
+    const arrayLength = obj.length
+  
+    json += JSON_STR_BEGIN_ARRAY
+  
+      if (arrayLength > 0) {
+        const value = obj[0]
+        json += anonymous2(value)
+        for (let i = 1; i < arrayLength; i++) {
+          json += JSON_STR_COMMA
+          const value = obj[i]
+          json += anonymous2(value)
+        }
+      }
+      return json + JSON_STR_END_ARRAY
+    }
+
+      // #
+      function anonymous0 (input) {
+        const obj = (input && typeof input.toJSON === 'function')
+    ? input.toJSON()
+    : input
+  
+        if (obj === null) return JSON_STR_EMPTY_OBJECT
+        let json = ''
+
+        json += JSON_STR_BEGIN_OBJECT
+
+      const value_event_id_1 = obj["event_id"]
+      if (value_event_id_1 !== undefined) {
+        
+        json += "\"event_id\":"
+        
+        if (typeof value_event_id_1 !== 'string') {
+          if (value_event_id_1 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_event_id_1 instanceof Date) {
+            json += JSON_STR_QUOTE + value_event_id_1.toISOString() + JSON_STR_QUOTE
+          } else if (value_event_id_1 instanceof RegExp) {
+            json += asString(value_event_id_1.source)
+          } else {
+            json += asString(value_event_id_1.toString())
+          }
+        } else {
+          json += asString(value_event_id_1)
+        }
+        
+      } else {
+        throw new Error('"event_id" is required!')
+      }
+      
+      const value_deliveries_2 = obj["deliveries"]
+      if (value_deliveries_2 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"deliveries\":"
+        json += anonymous1(value_deliveries_2)
+      } else {
+        throw new Error('"deliveries" is required!')
       }
       
     json += JSON_STR_END_OBJECT

@@ -29,6 +29,13 @@ export const CATALOGUE = {
   body_too_large: { status: 413, message: 'Request body exceeds 1 MiB limit', retriable: false, doc: 'The whole request body is over 1 MiB.' },
   payload_too_large: { status: 413, message: 'Payload exceeds 256KB limit', retriable: false, doc: 'The compact JSON of `payload` is over 262144 bytes.' },
   duplicate_event: { status: 409, message: 'Duplicate event detected within 24-hour window', retriable: false, doc: 'The `dedup_id` was accepted within the window; `event_id` is the original.' },
+  invalid_event_types: { status: 422, message: 'Invalid event_types', retriable: false, doc: 'The endpoint filter is empty, longer than 100 patterns, or has a pattern that is not "*", an exact type, or "<prefix>.*".' },
+  endpoint_limit_reached: { status: 422, message: 'Endpoint limit reached', retriable: false, doc: 'The organization already has MAX_ENDPOINTS_PER_ORG endpoints; `limit` says how many.' },
+  endpoint_disabled: { status: 422, message: 'The endpoint is disabled', retriable: false, doc: 'Redelivery or replay to a disabled endpoint; enable it first (PATCH status active).' },
+  invalid_batch: { status: 400, message: 'Invalid batch', retriable: false, doc: 'The batch body has no `events` array, or it is empty; `details` says which.' },
+  batch_too_large: { status: 422, message: 'Batch has too many events', retriable: false, doc: 'More items than BATCH_MAX_EVENTS or than the tier allows per minute; `max_events` says how many are allowed.' },
+  batch_rejected: { status: 422, message: 'Atomic batch rejected: an item is invalid', retriable: false, doc: 'An `atomic` batch had an invalid item: nothing was stored; `results` names each item.' },
+  invalid_filter: { status: 400, message: 'Invalid filter', retriable: false, doc: 'A list filter (`outcome`, `status_class`, `event_type`, `since`, `until`, `endpoint_id`) has a bad value; `details` names it.' },
   no_webhook_configured: { status: 422, message: 'No webhook URL is configured for this organization', retriable: false, doc: 'Redelivery needs a webhook URL.' },
   unavailable: { status: 503, message: 'Service temporarily unavailable', retriable: true, doc: 'The database is unreachable or the service is past its bounded queues; retry after `Retry-After` seconds.' },
   internal_error: { status: 500, message: 'Internal server error', retriable: true, doc: 'An unexpected failure; it is logged with its cause.' },
@@ -46,6 +53,9 @@ export interface ErrorContext {
   retry_after?: number
   dedup_id?: string
   event_id?: string
+  max_events?: number
+  /** batch_rejected: the per-item results (serialized by the batch route itself). */
+  results?: readonly unknown[]
 }
 
 export class ApiError extends Error {

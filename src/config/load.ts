@@ -22,6 +22,16 @@ export interface Config {
   readonly deliveryTimeoutMs: number
   readonly deliveryConcurrency: number
   readonly deliveryPerEndpoint: number
+  readonly deliveryThreads: number
+  readonly maxEndpointsPerOrg: number
+  readonly endpointDisableOnGone: boolean
+  readonly endpointAutoDisableHours: number
+  readonly batchMaxEvents: number
+  readonly batchMaxBodyBytes: number
+  readonly attemptLog: boolean
+  readonly attemptBodyExcerptBytes: number
+  readonly attemptRetentionDays: number
+  readonly attemptBodyRetentionDays: number
   readonly allowPrivateWebhooks: boolean
   readonly keygenRateLimit: number
   readonly dedupWindowSeconds: number
@@ -117,6 +127,8 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>> = 
   }
   if (problems.length > 0) throw new ConfigError(problems)
   out.threads ??= Math.max(1, availableParallelism())
+  // API.md: the attempt log never outlives the events it describes.
+  out.attemptRetentionDays = Math.min(Number(out.attemptRetentionDays), Number(out.retentionDays))
   return deepFreeze(out as unknown as Config)
 }
 

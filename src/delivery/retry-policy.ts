@@ -13,7 +13,10 @@
 /** How one attempt ended. `aborted` means this node cut it short at shutdown (not the receiver's fault). */
 export type AttemptKind = 'success' | 'http' | 'timeout' | 'network' | 'refused' | 'aborted'
 
-/** The outcome of one attempt (fixed shape, STYLE C7): `status` is 0 when no response arrived. */
+/**
+ * The outcome of one attempt (fixed shape, STYLE C7): `status` is 0 when no response arrived. The rest
+ * is what the attempt log records (API.md "Delivery attempts").
+ */
 export class AttemptResult {
   readonly kind: AttemptKind
   readonly status: number
@@ -21,12 +24,27 @@ export class AttemptResult {
   readonly error: string | null
   /** The raw Retry-After header of a non-2xx response, or null. */
   readonly retryAfter: string | null
+  /** ms since the epoch when the attempt started */
+  readonly startedAt: number
+  /** From handing the request to a connection to the last byte read (or the error). */
+  readonly durationMs: number
+  /** JSON text of the kept response headers, or null. */
+  readonly headers: string | null
+  /** The response body excerpt, or null when no response arrived. */
+  readonly body: string | null
+  readonly truncated: boolean
 
-  constructor (kind: AttemptKind, status: number, error: string | null, retryAfter: string | null) {
+  constructor (kind: AttemptKind, status: number, error: string | null, retryAfter: string | null,
+    startedAt = 0, durationMs = 0, headers: string | null = null, body: string | null = null, truncated = false) {
     this.kind = kind
     this.status = status
     this.error = error
     this.retryAfter = retryAfter
+    this.startedAt = startedAt
+    this.durationMs = durationMs
+    this.headers = headers
+    this.body = body
+    this.truncated = truncated
   }
 }
 

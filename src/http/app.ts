@@ -14,10 +14,15 @@ import { ingest } from './routes/events.ts'
 import { generateKey, keyInfo, rotate } from './routes/keys.ts'
 import { ackMany, ackOne, inbox } from './routes/inbox.ts'
 import { configureWebhook, redeliver, replay, rotateSecret } from './routes/webhook.ts'
+import {
+  createEndpointRoute, deleteEndpointRoute, getEndpointRoute, getEndpointSecretRoute, listEndpointsRoute, patchEndpointRoute,
+  replayEndpointRoute, rotateEndpointSecretRoute,
+} from './routes/endpoints.ts'
+import { eventDeliveries } from './routes/deliveries.ts'
 import { live, ready } from './routes/health.ts'
-import { docs, openapi } from './routes/docs.ts'
+import { docs, docsAsset, openapi, REDOC_ASSET } from './routes/docs.ts'
 
-type Method = 'get' | 'post'
+type Method = 'get' | 'post' | 'patch' | 'del'
 interface Route { readonly path: string, readonly methods: Partial<Record<Method, Handler>> }
 
 export function routes (s: Services, extra: readonly Route[] = []): Route[] {
@@ -29,7 +34,20 @@ export function routes (s: Services, extra: readonly Route[] = []): Route[] {
     { path: '/api/webhook/secret/rotate', methods: { post: authed(s, 'webhook_secret_rotate', rotateSecret, 'discard') } },
     { path: '/api/webhook/replay', methods: { post: authed(s, 'webhook_replay', replay, 'json') } },
     { path: '/api/events', methods: { post: authed(s, 'events_create', ingest, 'json') } },
-    { path: '/api/events/:event_id/redeliver', methods: { post: authed(s, 'events_redeliver', redeliver, 'discard', true) } },
+    { path: '/api/events/:event_id/redeliver', methods: { post: authed(s, 'events_redeliver', redeliver, 'json-optional', true) } },
+    { path: '/api/events/:event_id/deliveries', methods: { get: authed(s, 'event_deliveries', eventDeliveries, 'none', true) } },
+    { path: '/api/endpoints', methods: { post: authed(s, 'endpoints_create', createEndpointRoute, 'json'), get: authed(s, 'endpoints_list', listEndpointsRoute, 'none') } },
+    {
+      path: '/api/endpoints/:endpoint_id',
+      methods: {
+        get: authed(s, 'endpoints_get', getEndpointRoute, 'none', true),
+        patch: authed(s, 'endpoints_update', patchEndpointRoute, 'json', true),
+        del: authed(s, 'endpoints_delete', deleteEndpointRoute, 'discard', true),
+      },
+    },
+    { path: '/api/endpoints/:endpoint_id/secret', methods: { get: authed(s, 'endpoints_secret', getEndpointSecretRoute, 'none', true) } },
+    { path: '/api/endpoints/:endpoint_id/secret/rotate', methods: { post: authed(s, 'endpoints_secret_rotate', rotateEndpointSecretRoute, 'discard', true) } },
+    { path: '/api/endpoints/:endpoint_id/replay', methods: { post: authed(s, 'endpoints_replay', replayEndpointRoute, 'json', true) } },
     { path: '/api/inbox', methods: { get: authed(s, 'inbox', inbox, 'none') } },
     { path: '/api/ack/:event_id', methods: { post: authed(s, 'ack', ackOne, 'discard', true) } },
     { path: '/api/ack', methods: { post: authed(s, 'ack_batch', ackMany, 'json') } },
@@ -38,6 +56,7 @@ export function routes (s: Services, extra: readonly Route[] = []): Route[] {
     { path: '/health/ready', methods: { get: open(s, 'health', ready) } },
     { path: '/openapi.json', methods: { get: open(s, 'openapi', openapi) } },
     { path: '/docs', methods: { get: open(s, 'docs', docs) } },
+    { path: REDOC_ASSET, methods: { get: open(s, 'docs', docsAsset) } },
     ...extra,
   ]
 }

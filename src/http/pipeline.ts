@@ -48,10 +48,11 @@ function runRoute (ctx: Ctx, s: Services, fn: RouteFn, body: Body): void {
 }
 
 /**
- * How a route treats its body: parse it as a JSON object, read and discard it (POST routes that take
- * no fields still drain what a client sends, within the same 1 MiB cap), or none at all (GET).
+ * How a route treats its body: parse it as a JSON object, the same but an empty body counts as `{}`
+ * (routes whose body is optional), read and discard it (POST routes that take no fields still drain
+ * what a client sends, within the same 1 MiB cap), or none at all (GET).
  */
-export type BodyMode = 'json' | 'discard' | 'none'
+export type BodyMode = 'json' | 'json-optional' | 'discard' | 'none'
 type BodyPromise = Promise<Buffer | ApiError | null> | null
 
 function withBody (ctx: Ctx, s: Services, fn: RouteFn, bodyP: BodyPromise, mode: BodyMode): void {
@@ -59,7 +60,8 @@ function withBody (ctx: Ctx, s: Services, fn: RouteFn, bodyP: BodyPromise, mode:
   bodyP.then(buf => {
     if (buf === null || ctx.aborted) return
     if (buf instanceof ApiError) { fail(ctx, buf); return }
-    if (mode !== 'json') { runRoute(ctx, s, fn, null); return }
+    if (mode === 'discard' || mode === 'none') { runRoute(ctx, s, fn, null); return }
+    if (mode === 'json-optional' && buf.length === 0) { runRoute(ctx, s, fn, {}); return }
     let body: Body
     try {
       ctx.bodyText = decodeUtf8(buf)
@@ -73,6 +75,13 @@ function authorized (ctx: Ctx, s: Services, entry: AuthEntry, fn: RouteFn, bodyP
   if (ctx.aborted) return
   ctx.auth = entry
   const d = s.limiter.organization(entry.orgNo, entry.limit, decision)
+  if (d instanceof Decision) limitDecided(ctx, s, d, fn, bodyP, mode)
+  else d.then(got => { limitDecided(ctx, s, got, fn, bodyP, mode) }, (err: unknown) => { fail(ctx, err) })
+}
+
+/** Rate-limit headers, then 429 or the route; a decision that waited on a lease may find the request aborted. */
+function limitDecided (ctx: Ctx, s: Services, d: Decision, fn: RouteFn, bodyP: BodyPromise, mode: BodyMode): void {
+  if (ctx.aborted) return
   setRateHeaders(ctx, d)
   if (!d.allowed) { fail(ctx, rateLimitError(d)); return }
   withBody(ctx, s, fn, bodyP, mode)
@@ -105,9 +114,8 @@ export function publicLimited (s: Services, route: RouteName, limit: number, fn:
     const ctx = new Ctx(res, req, false, r)
     const bodyP = readBody(ctx)
     const d = s.limiter.clientIp(clientIp(res, req, s.config.trustProxy), limit, decision)
-    setRateHeaders(ctx, d)
-    if (!d.allowed) { fail(ctx, rateLimitError(d)); return }
-    withBody(ctx, s, fn, bodyP, 'json')
+    if (d instanceof Decision) limitDecided(ctx, s, d, fn, bodyP, 'json')
+    else d.then(got => { limitDecided(ctx, s, got, fn, bodyP, 'json') }, (err: unknown) => { fail(ctx, err) })
   }
 }
 

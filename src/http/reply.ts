@@ -85,20 +85,21 @@ function writeAhead (ctx: Ctx, body: string): void {
  * This uWS build leaves the response open when given a non-zero length (it waits for that many body
  * bytes) and takes an omitted length only with keep-alive; so: no Content-Length, or 0 when closing.
  */
-function endWith (ctx: Ctx, body: string, close: boolean): void {
+function endWith (ctx: Ctx, body: string | Buffer, close: boolean): void {
   if (ctx.method !== 'head') ctx.res.end(body, close)
   else if (close) ctx.res.endWithoutBody(0, true)
   else ctx.res.endWithoutBody()
 }
 
-/** A 200 document that is not an API response (the /docs page). */
-export function sendDocument (ctx: Ctx, contentType: string, body: string): void {
+/** A 200 document that is not an API response (the /docs page and its script). */
+export function sendDocument (ctx: Ctx, contentType: string, body: string | Buffer, cacheControl = ''): void {
   if (ctx.aborted || ctx.done) return
   ctx.finish()
   ctx.status = 200
   metrics.request(ctx.route, 200, (performance.now() - ctx.startedAt) / 1000)
   ctx.res.cork(() => {
     writeCommon(ctx, 200, contentType)
+    if (cacheControl !== '') ctx.res.writeHeader('Cache-Control', cacheControl)
     endWith(ctx, body, inflight.draining)
   })
 }
@@ -113,6 +114,20 @@ export function sendError (ctx: Ctx, err: ApiError, close = false, headers: stri
   send(ctx, err.status, body, headers, close)
 }
 
+/** 204 No Content (DELETE): the common headers, no body and no Content-Length (RFC 9110 §8.6). */
+export function sendNoContent (ctx: Ctx): void {
+  if (ctx.aborted || ctx.done) return
+  ctx.finish()
+  ctx.status = 204
+  metrics.request(ctx.route, 204, (performance.now() - ctx.startedAt) / 1000)
+  ctx.res.cork(() => {
+    writeCommon(ctx, 204)
+    // As in endWith: this uWS build closes only with an explicit length.
+    if (inflight.draining) ctx.res.endWithoutBody(0, true)
+    else ctx.res.endWithoutBody()
+  })
+}
+
 /** Preflight: 204 with the CORS allowances, no body. */
 export function sendPreflight (ctx: Ctx): void {
   if (ctx.aborted || ctx.done) return
@@ -123,7 +138,7 @@ export function sendPreflight (ctx: Ctx): void {
     ctx.res.writeStatus('204 No Content')
     ctx.res.writeHeader('X-Request-ID', ctx.requestId)
     ctx.res.writeHeader('Access-Control-Allow-Origin', corsOrigin)
-    ctx.res.writeHeader('Access-Control-Allow-Methods', 'GET, POST, OPTIONS')
+    ctx.res.writeHeader('Access-Control-Allow-Methods', 'GET, HEAD, POST, PATCH, DELETE, OPTIONS')
     ctx.res.writeHeader('Access-Control-Allow-Headers', 'Content-Type, X-API-Key, X-Request-ID')
     ctx.res.writeHeader('Access-Control-Max-Age', '86400')
     // No length argument: a 204 must not carry Content-Length (RFC 9110 §8.6).

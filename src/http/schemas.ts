@@ -9,6 +9,66 @@ const ts = { type: 'string', format: 'date-time' } as const
 const tsOrNull = { type: ['string', 'null'], format: 'date-time' } as const
 const uuid = { type: 'string', format: 'uuid' } as const
 const STATUSES = ['pending', 'failed', 'dead_letter', 'delivered'] as const
+const DELIVERY_STATUSES = ['pending', 'failed', 'dead_letter', 'delivered', 'cancelled'] as const
+const ENDPOINT_STATUSES = ['active', 'paused', 'disabled'] as const
+
+/** One delivery of an event (`?include=deliveries`, GET /api/events/:id/deliveries). */
+const eventDelivery = {
+  type: 'object',
+  required: ['endpoint_id', 'status', 'attempts', 'response_status', 'last_error', 'next_attempt_at', 'delivered_at'],
+  properties: {
+    endpoint_id: uuid,
+    status: { type: 'string', enum: [...DELIVERY_STATUSES] },
+    attempts: { type: 'integer' },
+    response_status: { type: ['integer', 'null'] },
+    last_error: { type: ['string', 'null'] },
+    next_attempt_at: tsOrNull,
+    delivered_at: tsOrNull,
+  },
+} as const
+
+const rateLimit = {
+  type: ['object', 'null'],
+  required: ['limit', 'period_seconds'],
+  properties: { limit: { type: 'integer', minimum: 1, maximum: 10000 }, period_seconds: { type: 'integer', minimum: 1, maximum: 3600 } },
+} as const
+
+const metadata = { type: 'object', additionalProperties: { type: 'string', maxLength: 512 }, maxProperties: 16 } as const
+const eventTypes = { type: 'array', items: { type: 'string', minLength: 1, maxLength: 255 }, minItems: 1, maxItems: 100 } as const
+
+const endpointProps = {
+  id: uuid,
+  url: { type: 'string' },
+  description: { type: ['string', 'null'] },
+  event_types: { type: 'array', items: { type: 'string' } },
+  status: { type: 'string', enum: [...ENDPOINT_STATUSES] },
+  disabled_reason: { type: ['string', 'null'], enum: ['manual', 'gone', 'failing', null] },
+  disabled_at: tsOrNull,
+  rate_limit: rateLimit,
+  max_concurrency: { type: ['integer', 'null'] },
+  metadata: { type: 'object', additionalProperties: { type: 'string' } },
+  is_default: { type: 'boolean' },
+  created_at: ts,
+  updated_at: ts,
+} as const
+const endpointRequired = ['id', 'url', 'description', 'event_types', 'status', 'disabled_reason', 'disabled_at', 'rate_limit',
+  'max_concurrency', 'metadata', 'is_default', 'created_at', 'updated_at'] as const
+
+const endpointStats = {
+  type: 'object',
+  required: ['pending', 'held', 'failed', 'dead_letter', 'oldest_pending_at', 'throttled_until', 'last_success_at', 'last_failure_at', 'consecutive_failures'],
+  properties: {
+    pending: { type: 'integer' },
+    held: { type: 'integer', description: 'Pending or failed deliveries waiting for the endpoint itself (paused, disabled, or not yet rescheduled after resuming).' },
+    failed: { type: 'integer' },
+    dead_letter: { type: 'integer' },
+    oldest_pending_at: tsOrNull,
+    throttled_until: tsOrNull,
+    last_success_at: tsOrNull,
+    last_failure_at: tsOrNull,
+    consecutive_failures: { type: 'integer' },
+  },
+} as const
 
 const inboxEvent = {
   type: 'object',
@@ -25,6 +85,7 @@ const inboxEvent = {
     created_at: ts,
     updated_at: ts,
     acknowledged_at: tsOrNull,
+    deliveries: { type: 'array', items: eventDelivery, description: 'With `?include=deliveries` only: one entry per endpoint the event was fanned out to.' },
   },
 } as const
 
@@ -68,13 +129,14 @@ export const schemas = {
   },
   KeyInfoResponse: {
     type: 'object',
-    required: ['organization_id', 'organization_name', 'tier', 'rate_limit_per_minute', 'webhook_url', 'created_at', 'updated_at'],
+    required: ['organization_id', 'organization_name', 'tier', 'rate_limit_per_minute', 'webhook_url', 'endpoints_count', 'created_at', 'updated_at'],
     properties: {
       organization_id: uuid,
       organization_name: { type: 'string' },
       tier: { type: 'string', enum: [...TIERS] },
       rate_limit_per_minute: { type: 'integer' },
-      webhook_url: { type: ['string', 'null'] },
+      webhook_url: { type: ['string', 'null'], description: 'The default endpoint\'s URL.' },
+      endpoints_count: { type: 'integer' },
       created_at: ts,
       updated_at: ts,
     },
@@ -91,8 +153,8 @@ export const schemas = {
   },
   WebhookConfigResponse: {
     type: 'object',
-    required: ['message', 'webhook_url', 'signing_secret'],
-    properties: { message: { type: 'string' }, webhook_url: { type: 'string' }, signing_secret: { type: 'string' } },
+    required: ['message', 'webhook_url', 'signing_secret', 'endpoint_id'],
+    properties: { message: { type: 'string' }, webhook_url: { type: 'string' }, signing_secret: { type: 'string' }, endpoint_id: uuid },
   },
   SecretRotateResponse: {
     type: 'object',
@@ -145,6 +207,10 @@ export const schemas = {
     required: ['acknowledged', 'not_found'],
     properties: { acknowledged: { type: 'integer' }, not_found: { type: 'array', items: { type: 'string' } } },
   },
+  RedeliverRequest: {
+    type: 'object',
+    properties: { endpoint_id: { ...uuid, description: 'Redeliver to this endpoint only (even if its filter does not match). Optional: the body may be empty.' } },
+  },
   RedeliverResponse: {
     type: 'object',
     required: ['event_id', 'status'],
@@ -153,7 +219,61 @@ export const schemas = {
   ReplayRequest: {
     type: 'object',
     required: ['status'],
-    properties: { status: { type: 'string', enum: ['dead_letter', 'failed'] }, since: ts },
+    properties: { status: { type: 'string', enum: ['dead_letter', 'failed'] }, since: ts, endpoint_id: { ...uuid, description: 'Only deliveries to this endpoint.' } },
+  },
+  Endpoint: { type: 'object', required: [...endpointRequired], properties: endpointProps },
+  EndpointCreated: {
+    type: 'object',
+    required: [...endpointRequired, 'signing_secret'],
+    properties: { ...endpointProps, signing_secret: { type: 'string', description: 'The endpoint\'s own whsec_ secret.' } },
+  },
+  EndpointDetail: { type: 'object', required: [...endpointRequired, 'stats'], properties: { ...endpointProps, stats: endpointStats } },
+  EndpointList: {
+    type: 'object',
+    required: ['endpoints', 'limit', 'next_cursor', 'has_more'],
+    properties: {
+      endpoints: { type: 'array', items: { type: 'object', required: [...endpointRequired], properties: endpointProps } },
+      limit: { type: 'integer' },
+      next_cursor: { type: ['string', 'null'] },
+      has_more: { type: 'boolean' },
+    },
+  },
+  CreateEndpointRequest: {
+    type: 'object',
+    properties: {
+      url: { type: 'string', maxLength: 2048, format: 'uri', description: 'Required (or `target_url`).' },
+      target_url: { type: 'string', description: 'REST Hooks alias of url.' },
+      event: { type: 'string', description: 'REST Hooks: one event type, as event_types [event].' },
+      description: { type: ['string', 'null'], maxLength: 255 },
+      event_types: { ...eventTypes, default: ['*'] },
+      status: { type: 'string', enum: ['active', 'paused'], default: 'active' },
+      rate_limit: rateLimit,
+      max_concurrency: { type: ['integer', 'null'], minimum: 1, maximum: 100 },
+      metadata,
+      deliver_pending: { type: 'boolean', default: false },
+    },
+  },
+  PatchEndpointRequest: {
+    type: 'object',
+    properties: {
+      url: { type: 'string', maxLength: 2048, format: 'uri' },
+      description: { type: ['string', 'null'], maxLength: 255 },
+      event_types: eventTypes,
+      status: { type: 'string', enum: [...ENDPOINT_STATUSES] },
+      rate_limit: rateLimit,
+      max_concurrency: { type: ['integer', 'null'], minimum: 1, maximum: 100 },
+      metadata: { ...metadata, type: ['object', 'null'] },
+    },
+  },
+  EndpointReplayRequest: {
+    type: 'object',
+    required: ['status'],
+    properties: { status: { type: 'string', enum: ['dead_letter', 'failed', 'missed'] }, since: { ...ts, description: 'Required for missed.' }, until: ts },
+  },
+  EventDeliveries: {
+    type: 'object',
+    required: ['event_id', 'deliveries'],
+    properties: { event_id: uuid, deliveries: { type: 'array', items: eventDelivery } },
   },
   ReplayResponse: {
     type: 'object',
@@ -202,6 +322,11 @@ export const SERIALIZERS = {
   ack: named('AckResponse'),
   batchAck: named('BatchAckResponse'),
   redeliver: named('RedeliverResponse'),
+  endpoint: named('Endpoint'),
+  endpointCreated: named('EndpointCreated'),
+  endpointDetail: named('EndpointDetail'),
+  endpointList: named('EndpointList'),
+  eventDeliveries: named('EventDeliveries'),
   replay: named('ReplayResponse'),
   health: named('HealthResponse'),
   ready: named('ReadyResponse'),

@@ -6,6 +6,7 @@
  */
 import { ApiError } from '../errors.ts'
 import { rawMember } from './raw-payload.ts'
+import { codePoints } from '../lib/text.ts'
 
 export const MAX_PAYLOAD_BYTES = 262_144
 
@@ -20,12 +21,6 @@ export class EventInput {
     this.payload = payload
     this.dedupId = dedupId
   }
-}
-
-export function codePoints (s: string): number {
-  let n = 0
-  for (const _ of s) n++
-  return n
 }
 
 function checkString (v: unknown, name: string, details: Record<string, string>, required: boolean): string | null {

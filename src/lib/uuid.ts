@@ -48,3 +48,27 @@ const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 export function isUuid (s: string): boolean {
   return s.length === 36 && UUID_RE.test(s)
 }
+
+/**
+ * A UUIDv7 whose time part is `ms` (ms since the epoch) and the rest random: for records that carry
+ * the time they describe (an attempt's start), so the id alone says where to look for the record.
+ */
+export function uuidv7At (ms: number): string {
+  const p = randomBytes8()
+  const q = randomBytes8()
+  const b = pool
+  const hi = Math.floor(ms / 0x10000)
+  const lo = ms % 0x10000
+  return (
+    HEX[(hi >>> 24) & 0xff]! + HEX[(hi >>> 16) & 0xff]! + HEX[(hi >>> 8) & 0xff]! + HEX[hi & 0xff]! + '-' +
+    HEX[(lo >>> 8) & 0xff]! + HEX[lo & 0xff]! + '-' +
+    HEX[0x70 | (b[q]! & 0x0f)]! + HEX[b[q + 1]!]! + '-' +
+    HEX[0x80 | (b[p]! & 0x3f)]! + HEX[b[p + 1]!]! + '-' +
+    HEX[b[p + 2]!]! + HEX[b[p + 3]!]! + HEX[b[p + 4]!]! + HEX[b[p + 5]!]! + HEX[b[p + 6]!]! + HEX[b[p + 7]!]!
+  )
+}
+
+/** The millisecond time part of a UUIDv7 (or of any UUID read as one). */
+export function uuidv7Time (id: string): number {
+  return parseInt(id.slice(0, 8) + id.slice(9, 13), 16)
+}

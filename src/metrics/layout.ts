@@ -12,7 +12,10 @@
 
 export const ROUTES = [
   'keys_generate', 'keys_info', 'keys_rotate', 'webhook_config', 'webhook_secret_rotate', 'webhook_replay',
-  'events_create', 'events_redeliver', 'inbox', 'ack', 'ack_batch', 'health', 'openapi', 'docs', 'unmatched',
+  'events_create', 'events_batch', 'events_redeliver', 'event_deliveries', 'event_attempts', 'inbox', 'ack', 'ack_batch',
+  'endpoints_create', 'endpoints_list', 'endpoints_get', 'endpoints_update', 'endpoints_delete', 'endpoints_secret',
+  'endpoints_secret_rotate', 'endpoints_replay', 'endpoint_attempts', 'endpoint_stats', 'attempts_get',
+  'health', 'openapi', 'docs', 'unmatched',
 ] as const
 export type RouteName = typeof ROUTES[number]
 export const STATUS_CLASSES = ['2xx', '3xx', '4xx', '5xx'] as const

@@ -181,7 +181,8 @@ describe('GET /api/keys', () => {
     const r = await s.api('GET', '/api/keys', { key })
     assert.equal(r.status, 200, r.text)
     assert.deepEqual(Object.keys(r.json).sort(),
-      ['created_at', 'organization_id', 'organization_name', 'rate_limit_per_minute', 'tier', 'updated_at', 'webhook_url'])
+      ['created_at', 'endpoints_count', 'organization_id', 'organization_name', 'rate_limit_per_minute', 'tier', 'updated_at', 'webhook_url'])
+    assert.equal(r.json.endpoints_count, 0)
     assert.equal(r.json.organization_id, gen.json.organization_id)
     assert.equal(r.json.organization_name, 'Info Org')
     assert.equal(r.json.tier, 'business')
@@ -200,6 +201,7 @@ describe('GET /api/keys', () => {
     const r2 = await s.api('GET', '/api/keys', { key })
     assert.equal(r2.status, 200)
     assert.equal(r2.json.webhook_url, url)
+    assert.equal(r2.json.endpoints_count, 1, 'the webhook URL is the default endpoint')
     assert.ok(Date.parse(r2.json.updated_at) >= Date.parse(r.json.updated_at), 'updated_at does not go back')
     assert.ok(!r2.text.includes(key))
     assert.ok(!r2.text.includes(cfg.json.signing_secret), 'the signing secret is not repeated')

@@ -3,7 +3,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHmac } from 'node:crypto'
 import { Webhook } from 'standardwebhooks'
-import { newSigningSecret, signatureHeader, signingKey } from '../../src/delivery/signing.ts'
+import { newSigningSecret, signatureHeader, signingKey } from '../../src/webhooks/signing.ts'
 
 const ID = '01936b2e-1c2d-7a3b-8c4d-5e6f7a8b9c0d'
 

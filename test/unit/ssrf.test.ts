@@ -7,7 +7,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { checkWebhookUrl, guardedLookup, isPublicAddress, NonPublicAddressError, type Resolver } from '../../src/delivery/ssrf.ts'
+import { checkWebhookUrl, guardedLookup, isPublicAddress, NonPublicAddressError, type Resolver } from '../../src/webhooks/ssrf.ts'
 import { Dispatcher } from '../../src/delivery/dispatch.ts'
 import { ClaimedDelivery } from '../../src/db/queries/claim-deliveries.ts'
 

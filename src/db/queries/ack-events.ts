@@ -1,7 +1,8 @@
 /**
- * Acknowledgement by a pull consumer: the event becomes `delivered`, any scheduled retry is cancelled
- * (next_attempt_at NULL), and the first acknowledged_at is kept. An in-flight delivery attempt cannot
- * undo it: the delivery engine's result writes skip delivered events.
+ * Acknowledgement by a pull consumer (API.md fan-out rule 8): the event becomes `delivered`, every
+ * `pending` and `failed` delivery of it becomes `cancelled` (nothing more is attempted), and the first
+ * acknowledged_at is kept. An attempt in flight cannot undo it: result writes skip cancelled
+ * deliveries and acknowledged events (complete-deliveries.ts, triggers_refresh_events).
  */
 import type { Sql } from '../client.ts'
 
@@ -10,9 +11,15 @@ export async function ackEvent (sql: Sql, organizationId: string, id: string): P
   const [row] = await sql<{ acknowledged_at: Date }[]>`
     with acked as (
       update events
-         set status = 'delivered', acknowledged_at = now(), next_attempt_at = null, updated_at = now()
+         set status = 'delivered', acknowledged_at = now(), updated_at = now()
        where organization_id = ${organizationId} and id = ${id} and acknowledged_at is null
-      returning acknowledged_at
+      returning id, acknowledged_at
+    ), cancelled as (
+      update deliveries d
+         set status = 'cancelled', next_attempt_at = null, leased_until = null, rate_reserved = false, updated_at = now()
+        from acked a
+       where d.organization_id = ${organizationId} and d.event_id = a.id and d.status in ('pending', 'failed')
+      returning 1
     )
     select acknowledged_at from acked
     union all
@@ -26,9 +33,15 @@ export async function ackEvents (sql: Sql, organizationId: string, ids: string[]
   const rows = await sql<{ id: string }[]>`
     with acked as (
       update events
-         set status = 'delivered', acknowledged_at = now(), next_attempt_at = null, updated_at = now()
+         set status = 'delivered', acknowledged_at = now(), updated_at = now()
        where organization_id = ${organizationId} and id = any(${ids}::uuid[]) and acknowledged_at is null
       returning id
+    ), cancelled as (
+      update deliveries d
+         set status = 'cancelled', next_attempt_at = null, leased_until = null, rate_reserved = false, updated_at = now()
+        from acked a
+       where d.organization_id = ${organizationId} and d.event_id = a.id and d.status in ('pending', 'failed')
+      returning 1
     )
     select id from acked
     union all

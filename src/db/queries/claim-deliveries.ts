@@ -1,32 +1,81 @@
 /**
- * Claiming due deliveries (delivery thread). One statement picks the oldest due events with
- * `FOR UPDATE SKIP LOCKED` and, in the same statement, either parks them or leases them:
+ * Claiming due deliveries (delivery threads of every node). One short transaction:
  *
- *   cand    the oldest due rows (next_attempt_at <= now()), skipping rows another claimer holds and
- *           organizations whose endpoint this node cannot take anything for right now (full or broken)
- *   picked  per webhook origin at most what that origin can take now on this node (`capOrigins`, else
- *           `perOrigin`), so a batch never holds more attempts for one receiver than it can start or
- *           queue, however many organizations share it, and one origin's backlog cannot fill a batch
- *           that others need (the rest stay untouched and are unlocked at commit); rows without a URL
- *           are grouped per organization
- *   parked  no webhook URL (or no longer pending/failed): next_attempt_at = NULL until a URL is set
- *   claimed next_attempt_at = now() + lease, attempts + 1, series_attempt + 1
+ *   S1  candidates  the oldest due deliveries (next_attempt_at <= now()), FOR NO KEY UPDATE SKIP LOCKED,
+ *                   skipping endpoints this thread knows are at their concurrency limit
+ *   S2  endpoints   their endpoint rows, locked FOR NO KEY UPDATE SKIP LOCKED: one claimer per endpoint
+ *                   at a time across all nodes, so the flow state below is read and written atomically;
+ *                   candidates of an endpoint another claimer holds are left for later
+ *   S3  leases      the live leases of each locked endpoint (max_concurrency across nodes) — a statement
+ *                   of its own, so its snapshot is taken after S2's locks and sees every lease committed
+ *                   by a claimer that held the lock before
+ *   plan            a pure function of the above (src/delivery/flow.ts): per candidate lease now, defer
+ *                   to a time (rate limit, throttle, breaker), hold (endpoint paused or disabled), or
+ *                   leave due; per endpoint its new rate-limit state and breaker probe
+ *   S4  deliveries  one `unnest` UPDATE applies the plan and returns the leased rows with their events
+ *   S5  endpoints   one `unnest` UPDATE writes the changed flow state (only when there is any)
  *
- * The origin is computed as `<scheme>//<host[:port]>` from the stored URL, which equals WHATWG
- * `URL.origin` (what the scheduler keys endpoints by) for the normalized URLs checkWebhookUrl stores;
- * for anything else the cap is only approximate, and the scheduler's per-endpoint gate still holds.
- *
- * The lease must cover the attempt's wait for an endpoint slot plus the attempt itself (the scheduler
- * chooses it). Because the lease moves next_attempt_at into the future in the same statement that locked
- * the row, no other claimer (on any node) can see the row as due until the lease expires or the result
- * is written: each attempt is handed to exactly one worker.
+ * Leasing moves next_attempt_at (and leased_until) to now() + lease in the statement that holds the
+ * row lock, so no other claimer on any node sees the row as due until the lease expires or the result
+ * is written: each attempt is handed to exactly one worker, and an attempt lost with its node becomes
+ * due again by itself. S2+S3 and S4+S5 are pipelined: a claim is four round trips.
  */
 import type { Sql } from '../client.ts'
+
+/** A due delivery as S1 found it. */
+export interface Candidate {
+  readonly organization_id: string
+  readonly event_id: string
+  readonly endpoint_id: string
+  readonly rate_reserved: boolean
+}
+
+/** An endpoint's configuration and flow state as S2 read it under its lock. */
+export interface EndpointFlow {
+  readonly organization_id: string
+  readonly id: string
+  readonly url: string
+  readonly status: 'active' | 'paused' | 'disabled'
+  readonly is_default: boolean
+  readonly signing_secret: string
+  readonly previous_secret: string | null
+  readonly rate_limit: number | null
+  readonly rate_period_seconds: number | null
+  readonly max_concurrency: number | null
+  /** ms since the epoch, or null */
+  readonly rate_tat: number | null
+  readonly throttled_until: number | null
+  readonly breaker_until: number | null
+  readonly consecutive_failures: number
+  /** Live leases of the endpoint on every node (S3). */
+  leased: number
+}
+
+/** What to do with one candidate: Lease now, Defer to `at`, Hold (NULL), or leave it due (null). */
+export type Action = 'L' | 'D' | 'H'
+
+/** The plan for one claim (filled by the planner; arrays are parallel to the candidates). */
+export class ClaimPlan {
+  readonly actions: (Action | null)[] = []
+  /** ms since the epoch for 'D' */
+  readonly at: number[] = []
+  /** The delivery keeps a rate-limit slot it was granted (a 'D' for the rate limit). */
+  readonly reserved: boolean[] = []
+  /** Endpoint id → new GCRA theoretical arrival time (ms), for endpoints whose rate state changed. */
+  readonly tat = new Map<string, number>()
+  /** Endpoints whose breaker lets this claim's lease through as the probe. */
+  readonly probes = new Set<string>()
+  /** Endpoints that reached their concurrency limit in this claim. */
+  readonly full = new Set<string>()
+}
+
+export type Planner = (candidates: readonly Candidate[], endpoints: ReadonlyMap<string, EndpointFlow>, nowMs: number, plan: ClaimPlan) => void
 
 /** One leased attempt (fixed shape, STYLE C7). `secrets` holds the current secret first, then a still-valid previous one. */
 export class ClaimedDelivery {
   readonly organizationId: string
-  readonly id: string
+  readonly eventId: string
+  readonly endpointId: string
   readonly type: string
   /** The stored payload JSON text, spliced into the body as is. */
   readonly payload: string
@@ -35,102 +84,189 @@ export class ClaimedDelivery {
   readonly attempts: number
   /** 1-based index of this attempt in the current retry series. */
   readonly seriesAttempt: number
-  readonly webhookUrl: string
+  /** What started the series ('initial' | 'redeliver' | 'replay'). */
+  readonly trigger: string
+  readonly url: string
   readonly secrets: readonly string[]
+  /** The endpoint's consecutive failures when claimed (result writes skip no-op health updates). */
+  readonly endpointFailures: number
 
-  constructor (row: ClaimRow) {
+  constructor (row: LeasedRow, ep: EndpointFlow) {
     this.organizationId = row.organization_id
-    this.id = row.id
+    this.eventId = row.event_id
+    this.endpointId = row.endpoint_id
     this.type = row.type
     this.payload = row.payload
     this.createdAt = row.created_at
     this.attempts = row.attempts
     this.seriesAttempt = row.series_attempt
-    this.webhookUrl = row.webhook_url
-    const secrets: string[] = []
-    if (row.signing_secret !== null) secrets.push(row.signing_secret)
-    if (row.previous_secret !== null) secrets.push(row.previous_secret)
-    this.secrets = secrets
+    this.trigger = row.trigger
+    this.url = ep.url
+    this.secrets = ep.previous_secret === null ? [ep.signing_secret] : [ep.signing_secret, ep.previous_secret]
+    this.endpointFailures = ep.consecutive_failures
   }
 }
 
-interface ClaimRow {
+interface LeasedRow {
   organization_id: string
-  id: string
+  event_id: string
+  endpoint_id: string
   type: string
   payload: string
   created_at: Date
   attempts: number
   series_attempt: number
-  webhook_url: string
-  signing_secret: string | null
-  previous_secret: string | null
+  trigger: string
+}
+
+interface EndpointRowRaw extends Omit<EndpointFlow, 'rate_tat' | 'throttled_until' | 'breaker_until' | 'leased'> {
+  rate_tat: Date | null
+  throttled_until: Date | null
+  breaker_until: Date | null
+  now: Date
 }
 
 export interface ClaimOptions {
-  /** Most attempts to lease. */
-  readonly limit: number
-  /** Most attempts for one webhook origin in this batch, unless `capOrigins` lists it. */
-  readonly perOrigin: number
+  /** Most candidates to look at (the planner starts at most as many as the thread has free slots). */
+  readonly candidates: number
   readonly leaseMs: number
-  /** Organizations not to claim for at all (their endpoint has no room on this node; bounded by the caller). */
-  readonly excludedOrgs: readonly string[]
-  /** Origins with less room than `perOrigin` on this node, and that room (bounded by the caller). */
-  readonly capOrigins: readonly string[]
-  readonly capRooms: readonly number[]
+  /** Endpoints not to look at (at their concurrency limit; bounded by the caller). */
+  readonly excludedEndpoints: readonly string[]
 }
 
-/** Leases up to `limit` due attempts (and parks due events that have nowhere to go). */
-export async function claimDeliveries (sql: Sql, o: ClaimOptions): Promise<ClaimedDelivery[]> {
-  // Candidates are over-fetched 4x so the per-origin cap can still fill the batch from others.
-  const rows = await sql<ClaimRow[]>`
-    with cand as (
-      select e.organization_id, e.id, e.next_attempt_at, e.status, o.webhook_url, o.signing_secret,
-             case when o.previous_secret_expires_at > now() then o.previous_signing_secret end as previous_secret,
-             coalesce(split_part(o.webhook_url, '/', 1) || '//' || split_part(o.webhook_url, '/', 3),
-                      e.organization_id::text) as grp
-        from events e
-        left join organizations o on o.id = e.organization_id
-       where e.next_attempt_at <= now()
-         and e.organization_id <> all(${sql.array([...o.excludedOrgs])}::uuid[])
-       order by e.next_attempt_at
-       limit ${o.limit * 4}
-         for update of e skip locked
-    ), picked as (
-      select r.* from (
-        select c.*, row_number() over (partition by c.grp order by c.next_attempt_at) as rn from cand c
-      ) r
-      left join unnest(${sql.array([...o.capOrigins])}::text[], ${sql.array([...o.capRooms])}::int[])
-             as cap(origin, room) on cap.origin = r.grp
-       where r.rn <= coalesce(cap.room, ${o.perOrigin})
-       order by r.next_attempt_at
-       limit ${o.limit}
-    ), parked as (
-      update events e set next_attempt_at = null
-        from picked p
-       where e.organization_id = p.organization_id and e.id = p.id
-         and (p.webhook_url is null or p.status not in ('pending', 'failed'))
-      returning e.id
-    )
-    update events e
-       set next_attempt_at = now() + ${o.leaseMs} * interval '1 millisecond',
-           attempts = e.attempts + 1,
-           series_attempt = e.series_attempt + 1
-      from picked p
-     where e.organization_id = p.organization_id and e.id = p.id
-       and p.webhook_url is not null and p.status in ('pending', 'failed')
-    returning e.organization_id, e.id, e.type, e.payload::text as payload, e.created_at, e.attempts,
-              e.series_attempt, p.webhook_url, p.signing_secret, p.previous_secret`
-  const out: ClaimedDelivery[] = []
-  for (const r of rows) out.push(new ClaimedDelivery(r))
-  return out
+export interface ClaimResult {
+  readonly leased: ClaimedDelivery[]
+  /** Candidates deferred or held (they left the due set without an attempt). */
+  readonly moved: number
+  readonly candidates: number
+  readonly plan: ClaimPlan
+}
+
+const ms = (d: Date | null): number | null => d === null ? null : d.getTime()
+
+/** Runs one claim with `planner` deciding; see the header. */
+export async function claimDeliveries (sql: Sql, o: ClaimOptions, planner: Planner): Promise<ClaimResult> {
+  return await sql.begin(async tx => {
+    const candidates = await tx<Candidate[]>`
+      select organization_id, event_id, endpoint_id, rate_reserved
+        from deliveries
+       where next_attempt_at <= now() and endpoint_id <> all(${tx.array([...o.excludedEndpoints])}::uuid[])
+       order by next_attempt_at
+       limit ${o.candidates}
+         for no key update skip locked`
+    const plan = new ClaimPlan()
+    if (candidates.length === 0) return { leased: [], moved: 0, candidates: 0, plan }
+    const keys = new Map<string, string>()
+    for (const c of candidates) keys.set(c.endpoint_id, c.organization_id)
+    const epOrgs = [...keys.values()]
+    const epIds = [...keys.keys()]
+    const [rows, leases] = await Promise.all([
+      tx<EndpointRowRaw[]>`
+        select e.organization_id, e.id, e.url, e.status, e.is_default, e.signing_secret,
+               case when e.previous_secret_expires_at > now() then e.previous_signing_secret end as previous_secret,
+               e.rate_limit, e.rate_period_seconds, e.max_concurrency, e.rate_tat, e.throttled_until,
+               e.breaker_until, e.consecutive_failures, now() as now
+          from endpoints e
+          join unnest(${tx.array(epOrgs)}::uuid[], ${tx.array(epIds)}::uuid[]) as t(organization_id, id)
+            on e.organization_id = t.organization_id and e.id = t.id
+         order by e.organization_id, e.id
+           for no key update of e skip locked`,
+      tx<{ endpoint_id: string, n: number }[]>`
+        select d.endpoint_id, count(*)::int as n
+          from deliveries d
+          join unnest(${tx.array(epOrgs)}::uuid[], ${tx.array(epIds)}::uuid[]) as t(organization_id, id)
+            on d.organization_id = t.organization_id and d.endpoint_id = t.id
+         where d.leased_until > now()
+         group by d.endpoint_id`,
+    ])
+    const endpoints = new Map<string, EndpointFlow>()
+    let now = Date.now()
+    for (const r of rows) {
+      now = r.now.getTime()
+      endpoints.set(r.id, {
+        organization_id: r.organization_id, id: r.id, url: r.url, status: r.status, is_default: r.is_default,
+        signing_secret: r.signing_secret, previous_secret: r.previous_secret, rate_limit: r.rate_limit,
+        rate_period_seconds: r.rate_period_seconds, max_concurrency: r.max_concurrency, rate_tat: ms(r.rate_tat),
+        throttled_until: ms(r.throttled_until), breaker_until: ms(r.breaker_until),
+        consecutive_failures: r.consecutive_failures, leased: 0,
+      })
+    }
+    for (const l of leases) { const ep = endpoints.get(l.endpoint_id); if (ep !== undefined) ep.leased = l.n }
+    planner(candidates, endpoints, now, plan)
+
+    const n = candidates.length
+    const orgs: string[] = []
+    const events: string[] = []
+    const eps: string[] = []
+    const actions: string[] = []
+    const ats: number[] = []
+    const reserved: boolean[] = []
+    for (let i = 0; i < n; i++) {
+      const a = plan.actions[i]
+      if (a === null || a === undefined) continue
+      const c = candidates[i]!
+      orgs.push(c.organization_id)
+      events.push(c.event_id)
+      eps.push(c.endpoint_id)
+      actions.push(a)
+      ats.push(a === 'D' ? plan.at[i]! : 0)
+      reserved.push(plan.reserved[i] === true)
+    }
+    if (orgs.length === 0) return { leased: [], moved: 0, candidates: n, plan }
+    const flowOrgs: string[] = []
+    const flowIds: string[] = []
+    const tats: (number | null)[] = []
+    const probes: boolean[] = []
+    for (const id of new Set([...plan.tat.keys(), ...plan.probes])) {
+      const ep = endpoints.get(id)
+      if (ep === undefined) continue
+      flowOrgs.push(ep.organization_id)
+      flowIds.push(id)
+      tats.push(plan.tat.get(id) ?? null)
+      probes.push(plan.probes.has(id))
+    }
+    const updated = tx<(LeasedRow & { action: Action })[]>`
+      update deliveries d
+         set attempts = d.attempts + (r.action = 'L')::int,
+             series_attempt = d.series_attempt + (r.action = 'L')::int,
+             next_attempt_at = case r.action when 'L' then now() + ${o.leaseMs} * interval '1 millisecond'
+                                             when 'D' then to_timestamp(r.at_ms / 1000.0) end,
+             leased_until = case when r.action = 'L' then now() + ${o.leaseMs} * interval '1 millisecond' end,
+             rate_reserved = r.reserved
+        from unnest(${tx.array(orgs)}::uuid[], ${tx.array(events)}::uuid[], ${tx.array(eps)}::uuid[],
+                    ${tx.array(actions)}::text[], ${tx.array(ats)}::float8[], ${tx.array(reserved)}::bool[])
+               as r(organization_id, event_id, endpoint_id, action, at_ms, reserved)
+        join events e on e.organization_id = r.organization_id and e.id = r.event_id
+       where d.organization_id = r.organization_id and d.event_id = r.event_id and d.endpoint_id = r.endpoint_id
+      returning d.organization_id, d.event_id, d.endpoint_id, r.action, e.type,
+                case when r.action = 'L' then e.payload::text end as payload, e.created_at,
+                d.attempts, d.series_attempt, d.trigger`
+    const flow = flowIds.length === 0
+      ? null
+      : tx`
+        update endpoints e
+           set rate_tat = coalesce(to_timestamp(r.tat_ms / 1000.0), e.rate_tat),
+               breaker_until = case when r.probe then now() + ${o.leaseMs} * interval '1 millisecond' else e.breaker_until end
+          from unnest(${tx.array(flowOrgs)}::uuid[], ${tx.array(flowIds)}::uuid[], ${tx.array(tats)}::float8[], ${tx.array(probes)}::bool[])
+                 as r(organization_id, id, tat_ms, probe)
+         where e.organization_id = r.organization_id and e.id = r.id`
+    const [rowsOut] = await Promise.all([updated, flow])
+    const leased: ClaimedDelivery[] = []
+    let moved = 0
+    for (const r of rowsOut) {
+      if (r.action !== 'L') { moved++; continue }
+      const ep = endpoints.get(r.endpoint_id)
+      if (ep !== undefined) leased.push(new ClaimedDelivery(r, ep))
+    }
+    return { leased, moved, candidates: n, plan }
+  })
 }
 
 /**
  * The earliest scheduled attempt (including other workers' leases), or null when nothing is scheduled.
- * Reads the first entry of the events_due partial index; used to wake precisely instead of polling.
+ * Reads the first entry of the deliveries_due index; used to wake precisely instead of polling.
  */
 export async function nextDueAt (sql: Sql): Promise<Date | null> {
-  const [row] = await sql<{ at: Date | null }[]>`select min(next_attempt_at) as at from events where next_attempt_at is not null`
+  const [row] = await sql<{ at: Date | null }[]>`select min(next_attempt_at) as at from deliveries where next_attempt_at is not null`
   return row?.at ?? null
 }

@@ -1,6 +1,6 @@
 /**
- * The ingest writer's batch insert: one statement (so one implicit transaction) for the events and
- * their dedup records, plus one read for the ids of duplicates when there are any. See bench/micro/README.md for
+ * The ingest writer's batch insert: one statement (so one implicit transaction) for the events, their
+ * dedup records and their fan-out deliveries, plus one read for the ids of duplicates when there are any. See bench/micro/README.md for
  * the measurement that chose a multi-row `unnest` insert over COPY: COPY cannot express the dedup
  * claim (`on conflict ... where expired`) in the same statement, and at the batch sizes the writer
  * reaches the unnest statement costs about the same.
@@ -23,7 +23,7 @@ export interface EventBatch {
 export interface BatchResult {
   /** Ids of the events stored. */
   readonly inserted: Set<string>
-  /** Whether any stored event is due for delivery (its organization has a webhook URL). */
+  /** Whether any stored event got a delivery that is due now (an active endpoint matched it). */
   readonly anyDue: boolean
   /** organization_id + '\n' + dedup_id → the original event's id, for requests that were duplicates. */
   readonly duplicates: Map<string, string>
@@ -49,14 +49,28 @@ export async function insertEvents (sql: Sql, b: EventBatch, createdAt: Date, de
         set event_id = excluded.event_id, expires_at = excluded.expires_at
         where dedup_keys.expires_at <= ${createdAt}::timestamptz
       returning event_id
+    ), stored as (
+      insert into events (organization_id, id, type, payload, dedup_id, status, created_at, updated_at)
+      select i.organization_id, i.id, i.type, i.payload::json, i.dedup_id, 'pending',
+             ${createdAt}::timestamptz, ${createdAt}::timestamptz
+        from input i
+       where i.dedup_id is null or i.id in (select event_id from claimed)
+      returning organization_id, id, type
+    ), fanned as (
+      -- Fan-out (API.md "Fan-out rules" 1-2): one delivery per matching active or paused endpoint,
+      -- due now, or held (NULL) while the endpoint is paused. Read in this statement's snapshot, so an
+      -- endpoint change applies to every event stored after it committed, on every node.
+      insert into deliveries (organization_id, event_id, endpoint_id, next_attempt_at, created_at, updated_at)
+      select s.organization_id, s.id, ep.id, case when ep.status = 'active' then ${createdAt}::timestamptz end,
+             ${createdAt}::timestamptz, ${createdAt}::timestamptz
+        from stored s
+        join endpoints ep on ep.organization_id = s.organization_id
+       where ep.status in ('active', 'paused') and triggers_type_matches(ep.event_types, s.type)
+      returning event_id, next_attempt_at is not null as due
     )
-    insert into events (organization_id, id, type, payload, dedup_id, status, next_attempt_at, created_at, updated_at)
-    select i.organization_id, i.id, i.type, i.payload::json, i.dedup_id, 'pending',
-           case when o.webhook_url is not null then ${createdAt}::timestamptz end,
-           ${createdAt}::timestamptz, ${createdAt}::timestamptz
-      from input i join organizations o on o.id = i.organization_id
-     where i.dedup_id is null or i.id in (select event_id from claimed)
-    returning id, next_attempt_at is not null as due`
+    select s.id, coalesce(bool_or(f.due), false) as due
+      from stored s left join fanned f on f.event_id = s.id
+     group by s.id`
   const inserted = new Set<string>()
   let anyDue = false
   for (const r of rows) { inserted.add(r.id); if (r.due) anyDue = true }

@@ -1,6 +1,6 @@
 /**
  * Organization reads and writes: create (key generation), find by key lookup part or id, rotate the
- * key, configure the webhook URL, rotate the signing secret. Parameterized tagged templates only.
+ * key (the webhook URL and secrets live with endpoints: endpoints.ts). Parameterized tagged templates only.
  */
 import type { Sql } from '../client.ts'
 import type { Tier } from '../../auth/tiers.ts'
@@ -10,7 +10,9 @@ export interface OrganizationRow {
   org_no: number
   name: string
   tier: Tier
+  /** The default endpoint's URL (API.md "Compatibility with the single webhook URL"). */
   webhook_url: string | null
+  endpoints_count: number
   created_at: Date
   updated_at: Date
 }
@@ -26,7 +28,7 @@ export async function insertOrganization (sql: Sql, o: { id: string, name: strin
   const [row] = await sql<OrganizationRow[]>`
     insert into organizations (id, name, tier, key_lookup, key_hash)
     values (${o.id}, ${o.name}, ${o.tier}, ${o.keyLookup}, ${o.keyHash})
-    returning id, org_no, name, tier, webhook_url, created_at, updated_at`
+    returning id, org_no, name, tier, null::text as webhook_url, 0 as endpoints_count, created_at, updated_at`
   if (row === undefined) throw new Error('insert returned no row')
   return row
 }
@@ -39,7 +41,11 @@ export async function findByKeyLookup (sql: Sql, lookup: string): Promise<KeyRow
 
 export async function findOrganization (sql: Sql, id: string): Promise<OrganizationRow | null> {
   const [row] = await sql<OrganizationRow[]>`
-    select id, org_no, name, tier, webhook_url, created_at, updated_at from organizations where id = ${id}`
+    select o.id, o.org_no, o.name, o.tier,
+           (select url from endpoints where organization_id = o.id and is_default) as webhook_url,
+           (select count(*) from endpoints where organization_id = o.id)::int as endpoints_count,
+           o.created_at, o.updated_at
+      from organizations o where o.id = ${id}`
   return row ?? null
 }
 
@@ -56,29 +62,4 @@ export async function rotateKey (sql: Sql, id: string, keyLookup: string, keyHas
 export async function findRotatedSince (sql: Sql, since: Date): Promise<{ id: string, key_rotated_at: Date }[]> {
   return await sql<{ id: string, key_rotated_at: Date }[]>`
     select id, key_rotated_at from organizations where key_rotated_at > ${since} order by key_rotated_at`
-}
-
-/** Sets the webhook URL; creates the signing secret on first configuration and keeps it after. */
-export async function setWebhook (sql: Sql, id: string, url: string, newSecret: string): Promise<{ webhook_url: string, signing_secret: string } | null> {
-  const [row] = await sql<{ webhook_url: string, signing_secret: string }[]>`
-    update organizations
-       set webhook_url = ${url}, webhook_updated_at = now(), updated_at = now(),
-           signing_secret = coalesce(signing_secret, ${newSecret})
-     where id = ${id}
-    returning webhook_url, signing_secret`
-  return row ?? null
-}
-
-/** New signing secret; the old one keeps signing for `graceSeconds` (both appear in webhook-signature). */
-export async function rotateSigningSecret (sql: Sql, id: string, newSecret: string, graceSeconds: number): Promise<{ signing_secret: string, previous_secret_expires_at: Date | null } | null> {
-  const [row] = await sql<{ signing_secret: string, previous_secret_expires_at: Date | null }[]>`
-    update organizations
-       set previous_signing_secret = signing_secret,
-           previous_secret_expires_at = case when signing_secret is null then null
-                                             else now() + make_interval(secs => ${graceSeconds}) end,
-           signing_secret = ${newSecret},
-           updated_at = now()
-     where id = ${id}
-    returning signing_secret, previous_secret_expires_at`
-  return row ?? null
 }

@@ -1,145 +1,210 @@
 /**
- * Scheduling deliveries outside the attempt loop: un-parking when a webhook URL is configured,
- * redelivery of one event, replay of many, and the delivery thread's periodic safety sweep.
+ * Scheduling deliveries outside the attempt loop: redelivery of one event, replay of many (by status,
+ * or the `missed` events of an endpoint), and the delivery thread's safety sweeps.
  *
- * Scheduling means `next_attempt_at = now()`; the delivery threads find the work by claiming (see
- * claim-deliveries.ts). Each function ends by notifying DELIVERY_CHANNEL so every node's delivery thread
- * wakes at once instead of at its next poll. Called from listener threads (routes) and the delivery thread.
+ * Scheduling means a delivery with `next_attempt_at = now()` (or NULL, held, when its endpoint is
+ * paused); the delivery threads find the work by claiming (claim-deliveries.ts). A fresh series resets
+ * `series_attempt` and names its `trigger` ('redeliver' | 'replay'); `attempts` keeps counting. Every
+ * function that scheduled something notifies DELIVERY_CHANNEL, so every node's delivery threads wake at
+ * once instead of at their next poll, and refreshes the events' summaries (triggers_refresh_events).
+ * Called from listener threads (routes) and the delivery thread (sweeps).
  */
-import type { Sql } from '../client.ts'
+import type { Sql, TransactionSql } from '../client.ts'
 
 /**
- * The LISTEN/NOTIFY channel delivery threads listen on. The ingest writer should notify it in the
- * transaction that inserts events (`select pg_notify('triggers_events', '')`, delivered on commit and
- * coalesced by PostgreSQL within a transaction) or just after commit with `notifyDeliveries`.
+ * The LISTEN/NOTIFY channel delivery threads listen on. The ingest writer notifies it after commits
+ * that created due deliveries (throttled, src/http/thread.ts).
  */
 export const DELIVERY_CHANNEL = 'triggers_events'
 
-/** Most rows one un-parking statement touches; larger backlogs are taken in several statements. */
-const UNPARK_CHUNK = 5000
-/** Bound on chunks per call (25 million events) so the loop is finite whatever happens concurrently. */
-const UNPARK_MAX_CHUNKS = 5000
 export const REPLAY_MAX = 10_000
-const DEFER_MAX = 10_000
+const SWEEP_CHUNK = 5000
 
 /** Wakes every delivery thread listening on DELIVERY_CHANNEL (all nodes sharing the database). */
 export async function notifyDeliveries (sql: Sql): Promise<void> {
   await sql`select pg_notify(${DELIVERY_CHANNEL}, '')`
 }
 
-/**
- * The organization now has a webhook URL: its parked events (pending or failed with nothing scheduled)
- * become due now. Returns how many were scheduled.
- */
-export async function releaseParkedEvents (sql: Sql, orgId: string): Promise<number> {
-  let total = 0
-  for (let i = 0; i < UNPARK_MAX_CHUNKS; i++) {
-    const rows = await sql<{ id: string }[]>`
-      update events e set next_attempt_at = now()
-        from (select organization_id, id from events
-               where organization_id = ${orgId} and status in ('pending', 'failed') and next_attempt_at is null
-               limit ${UNPARK_CHUNK}) t
-       where e.organization_id = t.organization_id and e.id = t.id
-         and e.next_attempt_at is null and e.status in ('pending', 'failed')
-      returning e.id`
-    total += rows.length
-    if (rows.length < UNPARK_CHUNK) break
-  }
-  if (total > 0) await notifyDeliveries(sql)
-  return total
+async function refreshEvents (tx: TransactionSql, orgId: string, eventIds: readonly string[]): Promise<void> {
+  if (eventIds.length === 0) return
+  await tx`select triggers_refresh_events(${tx.array(eventIds.map(() => orgId))}::uuid[], ${tx.array([...eventIds])}::uuid[]),
+                  pg_notify(${DELIVERY_CHANNEL}, '')`
 }
 
-export type RedeliverResult = 'ok' | 'not_found' | 'no_webhook'
+export type RedeliverResult = 'ok' | 'not_found' | 'endpoint_not_found' | 'endpoint_disabled' | 'no_webhook'
 
 /**
- * Starts a fresh retry series for one event of the organization, whatever its status: status
- * 'pending', series_attempt 0, due now; `attempts` keeps counting; acknowledged/delivered state is
- * cleared (last response_status/last_error stay as the record of the previous attempt).
- * 'not_found' covers another organization's event; 'no_webhook' when the organization has no URL.
+ * POST /api/events/:id/redeliver. Without `endpointId`: every delivery of the event to an endpoint that
+ * is not disabled gets a fresh series; an event with none is matched against the current endpoints
+ * ('no_webhook' when still none; 'endpoint_disabled' when its only endpoints are disabled). With it:
+ * that endpoint's delivery, created if missing, whatever the endpoint's filter. The event leaves the
+ * acknowledged state (it is pending again).
  */
-export async function redeliverEvent (sql: Sql, orgId: string, eventId: string): Promise<RedeliverResult> {
-  const [row] = await sql<{ found: boolean, has_webhook: boolean, updated: number }[]>`
-    with org as (
-      select webhook_url is not null as has_webhook from organizations where id = ${orgId}
-    ), upd as (
-      update events
-         set status = 'pending', series_attempt = 0, next_attempt_at = now(),
-             acknowledged_at = null, delivered_at = null, updated_at = now()
-       where organization_id = ${orgId} and id = ${eventId}
-         and coalesce((select has_webhook from org), false)
-      returning id
-    )
-    select exists (select 1 from events where organization_id = ${orgId} and id = ${eventId}) as found,
-           coalesce((select has_webhook from org), false) as has_webhook,
-           (select count(*) from upd)::int as updated,
-           case when exists (select 1 from upd) then pg_notify(${DELIVERY_CHANNEL}, '') end as notified`
-  if (row === undefined || !row.found) return 'not_found'
-  if (!row.has_webhook) return 'no_webhook'
-  return 'ok'
+export async function redeliverEvent (sql: Sql, orgId: string, eventId: string, endpointId: string | null): Promise<RedeliverResult> {
+  return await sql.begin(async tx => {
+    const [ev] = await tx<{ type: string, created_at: Date }[]>`
+      select type, created_at from events where organization_id = ${orgId} and id = ${eventId} for update`
+    if (ev === undefined) return 'not_found' as const
+    let scheduled: { n: number, disabled: number }
+    if (endpointId !== null) {
+      const [ep] = await tx<{ status: string }[]>`select status from endpoints where organization_id = ${orgId} and id = ${endpointId}`
+      if (ep === undefined) return 'endpoint_not_found' as const
+      if (ep.status === 'disabled') return 'endpoint_disabled' as const
+      await tx`
+        insert into deliveries (organization_id, event_id, endpoint_id, trigger, next_attempt_at, created_at, updated_at)
+        values (${orgId}, ${eventId}, ${endpointId}, 'redeliver', case when ${ep.status} = 'active' then now() end,
+                ${ev.created_at}, now())
+        on conflict (organization_id, event_id, endpoint_id) do update
+           set status = 'pending', series_attempt = 0, trigger = 'redeliver', rate_reserved = false,
+               next_attempt_at = excluded.next_attempt_at, delivered_at = null, updated_at = now()`
+      scheduled = { n: 1, disabled: 0 }
+    } else {
+      scheduled = await resetEventDeliveries(tx, orgId, eventId)
+      if (scheduled.n === 0) {
+        const [m] = await tx<{ n: number }[]>`
+          with ins as (
+            insert into deliveries (organization_id, event_id, endpoint_id, trigger, next_attempt_at, created_at, updated_at)
+            select ${orgId}, ${eventId}, ep.id, 'redeliver', case when ep.status = 'active' then now() end, ${ev.created_at}, now()
+              from endpoints ep
+             where ep.organization_id = ${orgId} and ep.status in ('active', 'paused')
+               and triggers_type_matches(ep.event_types, ${ev.type})
+            on conflict do nothing
+            returning 1
+          ) select count(*)::int as n from ins`
+        scheduled = { n: m?.n ?? 0, disabled: scheduled.disabled }
+      }
+      if (scheduled.n === 0) return scheduled.disabled > 0 ? 'endpoint_disabled' as const : 'no_webhook' as const
+    }
+    await tx`update events set acknowledged_at = null, updated_at = now() where organization_id = ${orgId} and id = ${eventId}`
+    await refreshEvents(tx, orgId, [eventId])
+    return 'ok' as const
+  })
 }
 
-/**
- * Re-schedules up to 10,000 of the organization's events in `status` created at or after `since`,
- * oldest first, each with a fresh retry series (as redeliverEvent). Returns how many were scheduled.
- * An organization without a webhook URL gets them scheduled too; the claim parks them until a URL is set.
- */
-export async function replayEvents (sql: Sql, orgId: string, status: 'dead_letter' | 'failed', since: Date | null): Promise<number> {
-  const [row] = await sql<{ n: number }[]>`
-    with t as (
-      select organization_id, id from events
-       where organization_id = ${orgId} and status = ${status}
-         and (${since}::timestamptz is null or created_at >= ${since}::timestamptz)
-       order by created_at, id
-       limit ${REPLAY_MAX}
-    ), upd as (
-      update events e
-         set status = 'pending', series_attempt = 0, next_attempt_at = now(), updated_at = now()
-        from t
-       where e.organization_id = t.organization_id and e.id = t.id and e.status = ${status}
-      returning e.id
+/** Fresh series for the event's deliveries to endpoints that are not disabled. */
+async function resetEventDeliveries (tx: TransactionSql, orgId: string, eventId: string): Promise<{ n: number, disabled: number }> {
+  const [row] = await tx<{ n: number, disabled: number }[]>`
+    with upd as (
+      update deliveries d
+         set status = 'pending', series_attempt = 0, trigger = 'redeliver', rate_reserved = false,
+             next_attempt_at = case when ep.status = 'active' then now() end, delivered_at = null, updated_at = now()
+        from endpoints ep
+       where d.organization_id = ${orgId} and d.event_id = ${eventId}
+         and ep.organization_id = d.organization_id and ep.id = d.endpoint_id and ep.status <> 'disabled'
+      returning 1
     )
     select (select count(*) from upd)::int as n,
-           case when exists (select 1 from upd) then pg_notify(${DELIVERY_CHANNEL}, '') end as notified`
-  return row?.n ?? 0
+           (select count(*) from deliveries d join endpoints ep on ep.organization_id = d.organization_id and ep.id = d.endpoint_id
+             where d.organization_id = ${orgId} and d.event_id = ${eventId} and ep.status = 'disabled')::int as disabled`
+  return row ?? { n: 0, disabled: 0 }
+}
+
+export interface ReplayQuery {
+  readonly organizationId: string
+  readonly status: 'dead_letter' | 'failed'
+  readonly since: Date | null
+  readonly until: Date | null
+  /** null: every endpoint of the organization that is not disabled. */
+  readonly endpointId: string | null
 }
 
 /**
- * Safety net for a race the routes cannot close alone: a claim that read an organization without a URL
- * may park an event just after releaseParkedEvents ran for a newly configured URL. Un-parks such events,
- * looking only at organizations whose webhook changed within `windowMs`, so it stays cheap to run every
- * few seconds. Returns how many were scheduled (at most one chunk per call).
+ * Re-schedules up to 10,000 deliveries in `status` whose event was created in [since, until), oldest
+ * first, each with a fresh series (trigger 'replay'). Deliveries to disabled endpoints are left alone.
+ * Returns how many were scheduled.
  */
-export async function sweepParkedEvents (sql: Sql, windowMs: number): Promise<number> {
-  const rows = await sql<{ id: string }[]>`
-    update events e set next_attempt_at = now()
-      from (select ev.organization_id, ev.id
-              from organizations o
-              join events ev on ev.organization_id = o.id
-             where o.webhook_url is not null
-               and o.webhook_updated_at > now() - ${windowMs} * interval '1 millisecond'
-               and ev.status in ('pending', 'failed') and ev.next_attempt_at is null
-             limit ${UNPARK_CHUNK}) t
-     where e.organization_id = t.organization_id and e.id = t.id
-       and e.next_attempt_at is null and e.status in ('pending', 'failed')
-    returning e.id`
-  return rows.length
+export async function replayDeliveries (sql: Sql, q: ReplayQuery): Promise<number> {
+  return await sql.begin(async tx => {
+    const endpoint = q.endpointId === null ? tx`` : tx`and d.endpoint_id = ${q.endpointId}`
+    const rows = await tx<{ event_id: string }[]>`
+      with t as (
+        select d.organization_id, d.event_id, d.endpoint_id, ep.status as endpoint_status
+          from deliveries d
+          join endpoints ep on ep.organization_id = d.organization_id and ep.id = d.endpoint_id
+         where d.organization_id = ${q.organizationId} and d.status = ${q.status} ${endpoint}
+           and (${q.since}::timestamptz is null or d.created_at >= ${q.since}::timestamptz)
+           and (${q.until}::timestamptz is null or d.created_at < ${q.until}::timestamptz)
+           and ep.status <> 'disabled'
+         order by d.created_at, d.event_id
+         limit ${REPLAY_MAX}
+           for update of d
+      )
+      update deliveries d
+         set status = 'pending', series_attempt = 0, trigger = 'replay', rate_reserved = false,
+             next_attempt_at = case when t.endpoint_status = 'active' then now() end, updated_at = now()
+        from t
+       where d.organization_id = t.organization_id and d.event_id = t.event_id and d.endpoint_id = t.endpoint_id
+      returning d.event_id`
+    await refreshEvents(tx, q.organizationId, rows.map(r => r.event_id))
+    return rows.length
+  })
 }
 
 /**
- * Moves the due, unleased events of these organizations `delayMs` later without touching attempts
- * (their endpoint's circuit breaker just opened). At most DEFER_MAX rows per call; rows past that
- * are skipped by claims while the breaker is open and deferred one by one if claimed.
+ * Replay `missed`: deliveries to the endpoint for the organization's events created in [since, until)
+ * that match its current filter and have none to it (a new endpoint, a widened filter, time spent
+ * disabled), oldest first, at most 10,000. Returns how many were created.
  */
-export async function deferOrganizations (sql: Sql, orgIds: readonly string[], delayMs: number): Promise<number> {
-  if (orgIds.length === 0) return 0
-  const rows = await sql<{ id: string }[]>`
-    update events e set next_attempt_at = now() + ${Math.max(0, Math.round(delayMs))} * interval '1 millisecond'
-      from (select organization_id, id from events
-             where organization_id = any(${sql.array([...orgIds])}::uuid[])
-               and status in ('pending', 'failed') and next_attempt_at <= now()
-             limit ${DEFER_MAX}) t
-     where e.organization_id = t.organization_id and e.id = t.id
-       and e.next_attempt_at <= now() and e.status in ('pending', 'failed')
-    returning e.id`
-  return rows.length
+export async function replayMissed (sql: Sql, orgId: string, endpointId: string, since: Date, until: Date | null): Promise<number> {
+  return await sql.begin(async tx => {
+    const rows = await tx<{ event_id: string }[]>`
+      insert into deliveries (organization_id, event_id, endpoint_id, trigger, next_attempt_at, created_at, updated_at)
+      select e.organization_id, e.id, ep.id, 'replay', case when ep.status = 'active' then now() end, e.created_at, now()
+        from endpoints ep
+        join events e on e.organization_id = ep.organization_id
+       where ep.organization_id = ${orgId} and ep.id = ${endpointId} and ep.status <> 'disabled'
+         and e.created_at >= ${since} and (${until}::timestamptz is null or e.created_at < ${until}::timestamptz)
+         and triggers_type_matches(ep.event_types, e.type)
+         and not exists (select 1 from deliveries d
+                          where d.organization_id = e.organization_id and d.event_id = e.id and d.endpoint_id = ep.id)
+       order by e.created_at, e.id
+       limit ${REPLAY_MAX}
+      on conflict do nothing
+      returning event_id`
+    await refreshEvents(tx, orgId, rows.map(r => r.event_id))
+    return rows.length
+  })
+}
+
+/**
+ * Safety sweeps, run every few seconds by the delivery thread; each closes a race the routes cannot
+ * close alone, and looks only at endpoints changed in the last `windowMs`, so it stays cheap:
+ *   - backfill: an event committed just after an endpoint's `deliver_pending` backfill read the
+ *     events (its ingest statement began before the endpoint existed) gets its delivery;
+ *   - unhold: a delivery held by an ingest statement that read its endpoint as paused just before it
+ *     was resumed becomes due.
+ * Returns how many deliveries were created or scheduled (at most one chunk each per call).
+ */
+export async function sweepEndpoints (sql: Sql, windowMs: number): Promise<number> {
+  const [row] = await sql<{ backfilled: number, unheld: number }[]>`
+    with recent as (
+      select organization_id, id, event_types, status, backfill_since from endpoints
+       where updated_at > now() - ${windowMs} * interval '1 millisecond' and status <> 'disabled'
+    ), backfilled as (
+      insert into deliveries (organization_id, event_id, endpoint_id, next_attempt_at, created_at, updated_at)
+      select e.organization_id, e.id, r.id, case when r.status = 'active' then now() end, e.created_at, now()
+        from recent r
+        join events e on e.organization_id = r.organization_id
+       where r.backfill_since is not null and r.backfill_since > now() - ${windowMs} * interval '1 millisecond'
+         and e.created_at >= r.backfill_since - interval '1 minute'
+         and e.status = 'pending' and e.status <> 'delivered' and e.acknowledged_at is null
+         and triggers_type_matches(r.event_types, e.type)
+         and not exists (select 1 from deliveries d
+                          where d.organization_id = e.organization_id and d.event_id = e.id and d.endpoint_id = r.id)
+       limit ${SWEEP_CHUNK}
+      on conflict do nothing
+      returning 1
+    ), unheld as (
+      update deliveries d set next_attempt_at = now(), rate_reserved = false
+        from (select d2.organization_id, d2.event_id, d2.endpoint_id
+                from recent r
+                join deliveries d2 on d2.organization_id = r.organization_id and d2.endpoint_id = r.id
+               where r.status = 'active' and d2.status in ('pending', 'failed') and d2.next_attempt_at is null
+               limit ${SWEEP_CHUNK}) t
+       where d.organization_id = t.organization_id and d.event_id = t.event_id and d.endpoint_id = t.endpoint_id
+         and d.next_attempt_at is null and d.status in ('pending', 'failed')
+      returning 1
+    )
+    select (select count(*) from backfilled)::int as backfilled, (select count(*) from unheld)::int as unheld`
+  return (row?.backfilled ?? 0) + (row?.unheld ?? 0)
 }

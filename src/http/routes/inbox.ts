@@ -11,12 +11,14 @@ import { send } from '../reply.ts'
 import { serialize } from '../serializers.ts'
 import { ApiError } from '../../errors.ts'
 import { isUuid } from '../../lib/uuid.ts'
-import { listInbox, type EventStatus } from '../../db/queries/list-inbox.ts'
+import { listInbox, type EventStatus, type InboxRow } from '../../db/queries/list-inbox.ts'
+import { listDeliveries, type DeliveryRow } from '../../db/queries/list-deliveries.ts'
+import { pageOf, parsePage } from '../paging.ts'
+import { deliveryDoc } from './deliveries.ts'
 import { ackEvent, ackEvents } from '../../db/queries/ack-events.ts'
 import { dbError } from '../../db/errors.ts'
 
 const STATUSES: readonly string[] = ['pending', 'failed', 'dead_letter', 'delivered']
-const INT_RE = /^\d{1,9}$/
 
 function parseStatus (raw: string | null): EventStatus | null {
   if (raw === null) return null
@@ -26,28 +28,13 @@ function parseStatus (raw: string | null): EventStatus | null {
   return raw as EventStatus
 }
 
-function parseLimit (raw: string | null): number {
-  if (raw === null) return 100
-  const n = INT_RE.test(raw) ? Number(raw) : NaN
-  if (!(n >= 1 && n <= 1000)) throw new ApiError('invalid_limit')
-  return n
-}
-
-/** Cursor: base64url of "<created_at ISO>|<id>" of the last event on the previous page. */
-export function encodeCursor (createdAt: Date, id: string): string {
-  return Buffer.from(`${createdAt.toISOString()}|${id}`).toString('base64url')
-}
-
-function decodeCursor (raw: string): { createdAt: Date, id: string } {
-  const bad = new ApiError('invalid_cursor', 'cursor is not a next_cursor returned by this API')
-  if (raw.length > 200 || !/^[A-Za-z0-9_-]+$/.test(raw)) throw bad
-  const text = Buffer.from(raw, 'base64url').toString()
-  const sep = text.indexOf('|')
-  if (sep < 0) throw bad
-  const createdAt = new Date(text.slice(0, sep))
-  const id = text.slice(sep + 1)
-  if (Number.isNaN(createdAt.getTime()) || !isUuid(id)) throw bad
-  return { createdAt, id: id.toLowerCase() }
+/** `include`: a comma-separated list; `deliveries` is the only value (anything else is 400 invalid_filter). */
+function includesDeliveries (raw: string | null): boolean {
+  if (raw === null || raw === '') return false
+  for (const part of raw.split(',')) {
+    if (part !== 'deliveries') throw new ApiError('invalid_filter', 'include may only be deliveries', { details: { include: `unknown value "${part.slice(0, 50)}"` } })
+  }
+  return true
 }
 
 export async function inbox (ctx: Ctx, s: Services): Promise<void> {
@@ -55,24 +42,26 @@ export async function inbox (ctx: Ctx, s: Services): Promise<void> {
   if (auth === null) throw new ApiError('unauthorized')
   const q = new URLSearchParams(ctx.query)
   const status = parseStatus(q.get('status'))
-  const limit = parseLimit(q.get('limit'))
-  const cursorRaw = q.get('cursor')
-  const after = cursorRaw === null || cursorRaw === '' ? null : decodeCursor(cursorRaw)
-  const offsetRaw = q.get('offset')
-  let offset = 0
-  if (after === null && offsetRaw !== null) {
-    if (!INT_RE.test(offsetRaw)) throw new ApiError('invalid_cursor', 'offset must be a non-negative integer')
-    offset = Number(offsetRaw)
-  }
-  let rows
+  const withDeliveries = includesDeliveries(q.get('include'))
+  const page = parsePage(q)
+  let rows: InboxRow[]
+  let deliveries: DeliveryRow[] = []
   try {
-    rows = await listInbox(s.sql, { organizationId: auth.organizationId, status, limit, after, offset })
+    rows = await listInbox(s.sql, { organizationId: auth.organizationId, status, limit: page.limit, after: page.after, offset: page.offset })
+    if (withDeliveries) deliveries = await listDeliveries(s.sql, auth.organizationId, rows.slice(0, page.limit).map(r => r.id))
   } catch (err) { throw dbError(err) }
-  const hasMore = rows.length > limit
-  if (hasMore) rows.pop()
-  const last = rows[rows.length - 1]
-  const nextCursor = hasMore && last !== undefined ? encodeCursor(last.created_at, last.id) : null
-  send(ctx, 200, serialize.inbox({ events: rows, limit, next_cursor: nextCursor, has_more: hasMore }))
+  const p = pageOf(rows, page.limit, r => ({ createdAt: r.created_at, id: r.id }))
+  let events: readonly (InboxRow & { deliveries?: Record<string, unknown>[] })[] = p.rows
+  if (withDeliveries) {
+    const byEvent = new Map<string, Record<string, unknown>[]>()
+    for (const d of deliveries) {
+      let list = byEvent.get(d.event_id)
+      if (list === undefined) { list = []; byEvent.set(d.event_id, list) }
+      list.push(deliveryDoc(d))
+    }
+    events = p.rows.map(r => ({ ...r, deliveries: byEvent.get(r.id) ?? [] }))
+  }
+  send(ctx, 200, serialize.inbox({ events, limit: page.limit, next_cursor: p.nextCursor, has_more: p.hasMore }))
 }
 
 export async function ackOne (ctx: Ctx, s: Services): Promise<void> {

@@ -1,8 +1,8 @@
 /**
  * Key management: POST /api/keys/generate (public, limited per client IP), GET /api/keys and
  * POST /api/keys/rotate. A key is returned exactly once; only its Argon2id hash is stored. Rotation
- * evicts the old key from every listener of this node before answering (other nodes poll for
- * rotations every second, see primary/rotation-watch.ts). Listener threads only.
+ * evicts the old key from every listener of this node, and NOTIFYs the other nodes, before answering
+ * (primary/eviction-handshake.ts; primary/rotation-watch.ts polls as a fallback). Listener threads only.
  */
 import type { Ctx } from '../context.ts'
 import type { Services } from '../services.ts'
@@ -15,7 +15,7 @@ import { isTier, TIER_LIMITS, type Tier } from '../../auth/tiers.ts'
 import { findOrganization, insertOrganization, rotateKey } from '../../db/queries/organizations.ts'
 import { dbError, isUniqueViolation } from '../../db/errors.ts'
 import { randomUUID } from 'node:crypto'
-import { codePoints } from '../../ingest/validate.ts'
+import { codePoints } from '../../lib/text.ts'
 
 const ROTATED_MESSAGE = 'API key rotated successfully - update your applications immediately'
 
@@ -68,6 +68,7 @@ export async function keyInfo (ctx: Ctx, s: Services): Promise<void> {
     tier: org.tier,
     rate_limit_per_minute: TIER_LIMITS[org.tier],
     webhook_url: org.webhook_url,
+    endpoints_count: org.endpoints_count,
     created_at: org.created_at.toISOString(),
     updated_at: org.updated_at.toISOString(),
   }))
