@@ -48,7 +48,7 @@ export function checkEventTypes (raw: unknown): PatternCheck {
 export function matchesType (patterns: readonly string[], type: string): boolean {
   for (const p of patterns) {
     if (p === '*' || p === type) return true
-    if (p.length >= 3 && p.endsWith('.*')) {
+    if (p.endsWith('.*')) {
       const prefix = p.slice(0, -1) // "<prefix>."
       if (type.length > prefix.length && type.startsWith(prefix)) return true
     }
