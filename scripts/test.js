@@ -8,7 +8,7 @@ import path from 'node:path'
 import { register } from 'tsx/esm/api'
 
 register()
-const { startEmbedded } = await import('../src/db/embedded.ts')
+const { startEmbedded, embeddedPreflight } = await import('../src/db/embedded.ts')
 const { checkDriverRepair } = await import('../src/db/driver-repair.ts')
 
 // The service refuses to start on an unrepaired postgres.js, and so does the suite: one line, not
@@ -21,6 +21,8 @@ if (driver.problem !== null) {
 
 let embedded = null
 if (!process.env.DATABASE_URL) {
+  const problem = await embeddedPreflight('.test-data', null)
+  if (problem !== null) { process.stderr.write(`npm test: ${problem}\n`); process.exit(1) }
   process.stdout.write('DATABASE_URL is unset: starting an embedded PostgreSQL for the tests\n')
   embedded = await startEmbedded('.test-data')
 }

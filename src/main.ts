@@ -1,8 +1,9 @@
 /**
  * Process entry for `npm start` / `triggers-api serve`: load the configuration once (a bad value stops
- * start-up with one line naming the variable), refuse to start on a postgres.js without its repair (one
- * line, db/driver-repair.ts), start the service, and stop it in order on SIGTERM or SIGINT, exiting 0
- * when drained. Fatal errors are logged and exit non-zero (STYLE C5).
+ * start-up with one line naming the variable), refuse to start, with one line, on a postgres.js without
+ * its repair (db/driver-repair.ts) or where the embedded PostgreSQL cannot run (db/embedded.ts), start
+ * the service, and stop it in order on SIGTERM or SIGINT, exiting 0 when drained. Fatal errors are
+ * logged and exit non-zero (STYLE C5).
  */
 import { ConfigError, loadConfig, redactConfig, type Config } from './config/load.ts'
 import { createLogger } from './log.ts'
@@ -28,6 +29,11 @@ export async function serve (): Promise<void> {
   if (driver.problem !== null) {
     process.stderr.write(`triggers-api: postgres.js lacks the write-timer repair (${driver.file}: ${driver.problem}); run \`npm install\` or \`node scripts/patch-postgres.js\`, then start again\n`)
     process.exit(2)
+  }
+  if (config.databaseUrl === null) {
+    const { embeddedPreflight } = await import('./db/embedded.ts')
+    const problem = await embeddedPreflight(config.dataDir)
+    if (problem !== null) { process.stderr.write(`triggers-api: ${problem}\n`); process.exit(2) }
   }
   const log = createLogger(config.logLevel, 'primary')
   process.on('uncaughtException', err => { log.fatal({ err }, 'uncaught exception'); process.exit(1) })

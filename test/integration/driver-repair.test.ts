@@ -10,13 +10,12 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
-import { once } from 'node:events'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { checkDriverRepair, missingRepair } from '../../src/db/driver-repair.ts'
 import { ROOT } from '../helpers/child-service.ts'
+import { runCli } from '../helpers/run-cli.ts'
 
 /** connection.js as postgres.js 3.4.9 publishes it: the repaired text without the repair's lines. */
 function unrepair (text: string): string {
@@ -53,17 +52,9 @@ test('serve refuses to start on an unrepaired postgres.js, with one line', async
     await writeFile(path.join(pg, rel), unrepair(await readFile(path.join(pg, rel), 'utf8')))
   }
 
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve'], {
-    cwd: root,
-    // Never reached: the check comes before anything connects or listens.
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none', PORT: '0', METRICS_PORT: '0' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let out = ''
-  let err = ''
-  child.stdout.setEncoding('utf8').on('data', (d: string) => { out += d })
-  child.stderr.setEncoding('utf8').on('data', (d: string) => { err += d })
-  const [code] = await once(child, 'close') as [number | null]
+  // DATABASE_URL is never reached: the check comes before anything connects or listens.
+  const run = await runCli(['serve'], { DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none', PORT: '0', METRICS_PORT: '0' }, root)
+  const { code, stderr: err, stdout: out } = run
   assert.equal(code, 2, `stderr: ${err}`)
   const lines = err.trimEnd().split('\n')
   assert.equal(lines.length, 1, err)
