@@ -89,6 +89,62 @@ let addComma_5 = false
       }
     
 
+      // #/properties/results/items
+      function anonymous3 (input) {
+        const obj = (input && typeof input.toJSON === 'function')
+    ? input.toJSON()
+    : input
+  
+        if (obj === null) return JSON_STR_EMPTY_OBJECT
+        let json = ''
+
+        json += JSON_STR_BEGIN_OBJECT
+let addComma_14 = false
+
+    for (const key of Object.keys(obj)) {
+      if (
+        
+        obj[key] === undefined ||
+        typeof obj[key] === 'function' ||
+        typeof obj[key] === 'symbol'
+      ) continue
+      const value = obj[key]
+  
+        !addComma_14 && (addComma_14 = true) || (json += JSON_STR_COMMA)
+        json += asString(key) + JSON_STR_COLONS + JSON.stringify(value)
+      
+    }
+  
+    json += JSON_STR_END_OBJECT
+  
+        return json
+      }
+    
+
+    function anonymous2 (obj) {
+      // #/properties/results
+      let json = ''
+  
+    if (obj === null) return JSON_STR_EMPTY_ARRAY
+    if (!Array.isArray(obj)) {
+      throw new TypeError(`The value of '#/properties/results' does not match schema definition.`)
+    }
+    const arrayLength = obj.length
+  
+    json += JSON_STR_BEGIN_ARRAY
+  
+      if (arrayLength > 0) {
+        const value = obj[0]
+        json += anonymous3(value)
+        for (let i = 1; i < arrayLength; i++) {
+          json += JSON_STR_COMMA
+          const value = obj[i]
+          json += anonymous3(value)
+        }
+      }
+      return json + JSON_STR_END_ARRAY
+    }
+
       // #
       function anonymous0 (input) {
         const obj = (input && typeof input.toJSON === 'function')
@@ -256,6 +312,20 @@ let addComma_5 = false
           json += asString(value_event_id_11)
         }
         
+      }
+
+      const value_max_events_12 = obj["max_events"]
+      if (value_max_events_12 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"max_events\":"
+        json += asInteger(value_max_events_12)
+      }
+
+      const value_results_13 = obj["results"]
+      if (value_results_13 !== undefined) {
+        json += JSON_STR_COMMA
+        json += "\"results\":"
+        json += anonymous2(value_results_13)
       }
 
     json += JSON_STR_END_OBJECT

@@ -11,6 +11,7 @@ import { ApiError } from '../errors.ts'
 import type { Services } from './services.ts'
 import { routeIndex } from '../metrics/layout.ts'
 import { ingest } from './routes/events.ts'
+import { ingestBatch } from './routes/batch.ts'
 import { generateKey, keyInfo, rotate } from './routes/keys.ts'
 import { ackMany, ackOne, inbox } from './routes/inbox.ts'
 import { configureWebhook, redeliver, replay, rotateSecret } from './routes/webhook.ts'
@@ -34,6 +35,7 @@ export function routes (s: Services, extra: readonly Route[] = []): Route[] {
     { path: '/api/webhook/secret/rotate', methods: { post: authed(s, 'webhook_secret_rotate', rotateSecret, 'discard') } },
     { path: '/api/webhook/replay', methods: { post: authed(s, 'webhook_replay', replay, 'json') } },
     { path: '/api/events', methods: { post: authed(s, 'events_create', ingest, 'json') } },
+    { path: '/api/events/batch', methods: { post: authed(s, 'events_batch', ingestBatch, 'text', false, { bodyLimit: s.config.batchMaxBodyBytes, rateLimit: false }) } },
     { path: '/api/events/:event_id/redeliver', methods: { post: authed(s, 'events_redeliver', redeliver, 'json-optional', true) } },
     { path: '/api/events/:event_id/deliveries', methods: { get: authed(s, 'event_deliveries', eventDeliveries, 'none', true) } },
     { path: '/api/endpoints', methods: { post: authed(s, 'endpoints_create', createEndpointRoute, 'json'), get: authed(s, 'endpoints_list', listEndpointsRoute, 'none') } },

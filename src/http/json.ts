@@ -69,9 +69,25 @@ export function decodeUtf8 (body: Buffer): string {
 
 /** Parses decoded body text that must be a JSON object, with the storability rules above. */
 export function parseJsonText (text: string): Record<string, unknown> {
+  const v = parseJsonObjectOnly(text)
+  checkStorable(v, text)
+  return v
+}
+
+/** Parses decoded body text that must be a JSON object, without the storability rules. */
+export function parseJsonObjectOnly (text: string): Record<string, unknown> {
   let v: unknown
   try { v = JSON.parse(text) } catch { throw badJson() }
   if (v === null || typeof v !== 'object' || Array.isArray(v)) throw badJson()
+  return v as Record<string, unknown>
+}
+
+/**
+ * The storability rules for one document (a body, or one item of a batch): nested at most 128 levels,
+ * no string or key holding U+0000 or a lone surrogate. `text` is the document's JSON text (scanned
+ * first, so the common document pays no walk). Throws `invalid_event` with `details`.
+ */
+export function checkStorable (v: unknown, text: string): void {
   if (countBrackets(text) > MAX_DEPTH && tooDeep(v, 1)) {
     throw new ApiError('invalid_event', undefined, { details: { body: `JSON is nested deeper than ${MAX_DEPTH} levels` } })
   }
@@ -82,5 +98,4 @@ export function parseJsonText (text: string): Record<string, unknown> {
       throw new ApiError('invalid_event', undefined, { details: { [field]: `contains \\u0000 or a lone surrogate${p === field ? '' : ` (at ${p})`}, which cannot be stored` } })
     }
   }
-  return v as Record<string, unknown>
 }

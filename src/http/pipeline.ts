@@ -50,9 +50,10 @@ function runRoute (ctx: Ctx, s: Services, fn: RouteFn, body: Body): void {
 /**
  * How a route treats its body: parse it as a JSON object, the same but an empty body counts as `{}`
  * (routes whose body is optional), read and discard it (POST routes that take no fields still drain
- * what a client sends, within the same 1 MiB cap), or none at all (GET).
+ * what a client sends, within the same 1 MiB cap), or none at all (GET). 'text' only decodes it
+ * (strict UTF-8) into ctx.bodyText: the route parses it itself (the batch route's own order of checks).
  */
-export type BodyMode = 'json' | 'json-optional' | 'discard' | 'none'
+export type BodyMode = 'json' | 'json-optional' | 'text' | 'discard' | 'none'
 type BodyPromise = Promise<Buffer | ApiError | null> | null
 
 function withBody (ctx: Ctx, s: Services, fn: RouteFn, bodyP: BodyPromise, mode: BodyMode): void {
@@ -62,6 +63,11 @@ function withBody (ctx: Ctx, s: Services, fn: RouteFn, bodyP: BodyPromise, mode:
     if (buf instanceof ApiError) { fail(ctx, buf); return }
     if (mode === 'discard' || mode === 'none') { runRoute(ctx, s, fn, null); return }
     if (mode === 'json-optional' && buf.length === 0) { runRoute(ctx, s, fn, {}); return }
+    if (mode === 'text') {
+      try { ctx.bodyText = decodeUtf8(buf) } catch (err) { fail(ctx, err); return }
+      runRoute(ctx, s, fn, null)
+      return
+    }
     let body: Body
     try {
       ctx.bodyText = decodeUtf8(buf)
@@ -71,9 +77,10 @@ function withBody (ctx: Ctx, s: Services, fn: RouteFn, bodyP: BodyPromise, mode:
   }, (err: unknown) => { fail(ctx, err) })
 }
 
-function authorized (ctx: Ctx, s: Services, entry: AuthEntry, fn: RouteFn, bodyP: BodyPromise, mode: BodyMode): void {
+function authorized (ctx: Ctx, s: Services, entry: AuthEntry, fn: RouteFn, bodyP: BodyPromise, mode: BodyMode, limited: boolean): void {
   if (ctx.aborted) return
   ctx.auth = entry
+  if (!limited) { withBody(ctx, s, fn, bodyP, mode); return }
   const d = s.limiter.organization(entry.orgNo, entry.limit, decision)
   if (d instanceof Decision) limitDecided(ctx, s, d, fn, bodyP, mode)
   else d.then(got => { limitDecided(ctx, s, got, fn, bodyP, mode) }, (err: unknown) => { fail(ctx, err) })
@@ -87,13 +94,22 @@ function limitDecided (ctx: Ctx, s: Services, d: Decision, fn: RouteFn, bodyP: B
   withBody(ctx, s, fn, bodyP, mode)
 }
 
+export interface AuthedOptions {
+  /** Body cap of the route (default 1 MiB). */
+  readonly bodyLimit?: number
+  /** false: the route applies the organization's rate limit itself (it charges more than one token). */
+  readonly rateLimit?: boolean
+}
+
 /** A route behind X-API-Key and the organization's rate limit. */
-export function authed (s: Services, route: RouteName, fn: RouteFn, mode: BodyMode, param = false): Handler {
+export function authed (s: Services, route: RouteName, fn: RouteFn, mode: BodyMode, param = false, o: AuthedOptions = {}): Handler {
   const r = routeIndex(route)
+  const limited = o.rateLimit !== false
+  const bodyLimit = o.bodyLimit
   return (res, req) => {
     const ctx = new Ctx(res, req, param, r)
     let bodyP: BodyPromise = null
-    if (mode !== 'none') bodyP = readBody(ctx)
+    if (mode !== 'none') bodyP = readBody(ctx, bodyLimit)
     else track(ctx)
     let auth: AuthEntry | Promise<AuthEntry>
     try {
@@ -102,8 +118,8 @@ export function authed (s: Services, route: RouteName, fn: RouteFn, mode: BodyMo
       fail(ctx, err)
       return
     }
-    if (auth instanceof AuthEntry) authorized(ctx, s, auth, fn, bodyP, mode)
-    else auth.then(entry => { authorized(ctx, s, entry, fn, bodyP, mode) }, (err: unknown) => { fail(ctx, err) })
+    if (auth instanceof AuthEntry) authorized(ctx, s, auth, fn, bodyP, mode, limited)
+    else auth.then(entry => { authorized(ctx, s, entry, fn, bodyP, mode, limited) }, (err: unknown) => { fail(ctx, err) })
   }
 }
 
@@ -129,4 +145,4 @@ export function open (s: Services, route: RouteName, fn: RouteFn): Handler {
   }
 }
 
-export { send }
+export { send, setRateHeaders, rateLimitError }

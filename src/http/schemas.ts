@@ -104,6 +104,8 @@ export const schemas = {
       retry_after: { type: 'integer' },
       dedup_id: { type: 'string' },
       event_id: uuid,
+      max_events: { type: 'integer', description: 'batch_too_large: the most events a batch may hold.' },
+      results: { type: 'array', items: { type: 'object', additionalProperties: true }, description: 'batch_rejected: one result per item.' },
     },
   },
   GenerateKeyRequest: {
@@ -269,6 +271,34 @@ export const schemas = {
     type: 'object',
     required: ['status'],
     properties: { status: { type: 'string', enum: ['dead_letter', 'failed', 'missed'] }, since: { ...ts, description: 'Required for missed.' }, until: ts },
+  },
+  BatchRequest: {
+    type: 'object',
+    required: ['events'],
+    properties: {
+      events: { type: 'array', minItems: 1, maxItems: 500, items: { $ref: '#/components/schemas/CreateEventRequest' }, description: '1 to BATCH_MAX_EVENTS items (default 500), and never more than the tier allows per minute.' },
+      atomic: { type: 'boolean', default: false, description: 'true: any invalid item rejects the whole batch (422 batch_rejected, nothing stored).' },
+    },
+  },
+  BatchResponse: {
+    type: 'object',
+    required: ['created', 'duplicates', 'invalid', 'results'],
+    properties: {
+      created: { type: 'integer' },
+      duplicates: { type: 'integer' },
+      invalid: { type: 'integer' },
+      results: {
+        type: 'array',
+        description: 'One per item, in request order.',
+        items: {
+          oneOf: [
+            { type: 'object', required: ['index', 'status', 'id', 'type', 'dedup_id', 'created_at'], properties: { index: { type: 'integer' }, status: { const: 'created' }, id: uuid, type: { type: 'string' }, dedup_id: { type: ['string', 'null'] }, created_at: ts } },
+            { type: 'object', required: ['index', 'status', 'dedup_id', 'event_id'], properties: { index: { type: 'integer' }, status: { const: 'duplicate' }, dedup_id: { type: 'string' }, event_id: { ...uuid, description: 'The original event.' } } },
+            { type: 'object', required: ['index', 'status', 'code', 'error'], properties: { index: { type: 'integer' }, status: { const: 'invalid' }, code: { type: 'string' }, error: { type: 'string' }, details: { type: 'object', additionalProperties: { type: 'string' } }, size: { type: 'integer' }, limit: { type: 'integer' } } },
+          ],
+        },
+      },
+    },
   },
   EventDeliveries: {
     type: 'object',

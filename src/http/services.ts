@@ -8,7 +8,7 @@ import type { Authenticator } from '../auth/authenticator.ts'
 import type { Argon2Client } from '../auth/argon2-client.ts'
 import type { Limiter } from '../rate-limit/limiter.ts'
 import type { Writer } from '../ingest/writer.ts'
-import type { Ctx } from './context.ts'
+import type { WriterOwner } from './routes/events.ts'
 import type { Logger } from '../log.ts'
 
 export interface Services {
@@ -17,7 +17,7 @@ export interface Services {
   readonly auth: Authenticator
   readonly argon2: Argon2Client
   readonly limiter: Limiter
-  readonly writer: Writer<Ctx>
+  readonly writer: Writer<WriterOwner>
   readonly log: Logger
   /** Evicts an organization's cached keys on every listener of this node; resolves when all did. */
   evictEverywhere (organizationId: string): Promise<void>

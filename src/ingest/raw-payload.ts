@@ -68,10 +68,10 @@ export function compact (raw: string): string {
 }
 
 /**
- * The compact raw text of the last top-level member named `name` (JSON.parse also keeps the last),
- * or null when there is none. `text` must be a valid JSON object.
+ * The raw text of the last top-level member named `name` (JSON.parse also keeps the last), or null
+ * when there is none. `text` must be a valid JSON object.
  */
-export function rawMember (text: string, name: string): string | null {
+export function rawMemberText (text: string, name: string): string | null {
   let i = skipWs(text, 0)
   if (text.charCodeAt(i) !== 123) return null
   i = skipWs(text, i + 1)
@@ -87,5 +87,26 @@ export function rawMember (text: string, name: string): string | null {
     i = skipWs(text, valueEnd)
     if (text.charCodeAt(i) === 44) i = skipWs(text, i + 1)
   }
+  return found
+}
+
+/** The compact raw text of the last top-level member named `name`, or null (see rawMemberText). */
+export function rawMember (text: string, name: string): string | null {
+  const found = rawMemberText(text, name)
   return found === null ? null : compact(found)
+}
+
+/** The raw text of each element of a JSON array (`text` must be a valid JSON array). */
+export function rawElements (text: string): string[] {
+  const out: string[] = []
+  let i = skipWs(text, 0)
+  if (text.charCodeAt(i) !== 91) return out
+  i = skipWs(text, i + 1)
+  while (i < text.length && text.charCodeAt(i) !== 93) {
+    const end = endOfValue(text, i)
+    out.push(text.slice(i, end))
+    i = skipWs(text, end)
+    if (text.charCodeAt(i) === 44) i = skipWs(text, i + 1)
+  }
+  return out
 }

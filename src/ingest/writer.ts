@@ -11,8 +11,13 @@
  *                   ▼                                        ▼
  *                  503 unavailable                          503 unavailable (nothing half-written)
  *
- * A batch failing for any other reason is retried one event per transaction, so one bad row cannot
- * fail its neighbours. Listener threads only.
+ * A request's events form a group (one for POST /api/events, up to BATCH_MAX_EVENTS for the batch
+ * route): a group is never split between statements, so every request is one transaction with its
+ * fan-out deliveries, and the events of a batch request may share a statement with other requests'.
+ * WRITER_MAX_BATCH is therefore a soft bound: a statement stops at the first group boundary past it.
+ *
+ * A statement failing for any other reason is retried one group per transaction, so one bad row cannot
+ * fail its neighbours' requests. Listener threads only.
  */
 import type { Sql } from '../db/client.ts'
 import { dedupKey, insertEvents, type BatchResult, type EventBatch } from '../db/queries/insert-events.ts'
@@ -24,16 +29,23 @@ import type { EventInput } from './validate.ts'
 /** One queued event; its fields are all set at construction (STYLE C7). */
 export class PendingEvent<T> {
   readonly organizationId: string
+  /** UUIDv7, made in submission order: the events of one request get increasing ids. */
   readonly id: string
   readonly input: EventInput
   readonly owner: T
-  /** An earlier event of the same batch with the same dedup key, or null. */
+  /** The item's index in its request (0 for a single event). */
+  readonly index: number
+  /** The last event of its request's group (true for a single event). */
+  groupEnd: boolean
+  /** An earlier event of the same statement with the same dedup key, or null. */
   dupOf: PendingEvent<T> | null
-  constructor (organizationId: string, input: EventInput, owner: T) {
+  constructor (organizationId: string, input: EventInput, owner: T, index = 0) {
     this.organizationId = organizationId
     this.id = uuidv7()
     this.input = input
     this.owner = owner
+    this.index = index
+    this.groupEnd = true
     this.dupOf = null
   }
 }
@@ -82,6 +94,23 @@ export class Writer<T> {
     return true
   }
 
+  /**
+   * Queues one request's events as a group written in one statement, all or none: false (nothing
+   * queued) when they do not fit under the bound.
+   */
+  submitGroup (events: readonly PendingEvent<T>[]): boolean {
+    if (events.length === 0) return true
+    if (this.#outstanding + events.length > this.#o.maxQueue) return false
+    this.#outstanding += events.length
+    for (let i = 0; i < events.length; i++) {
+      const ev = events[i]!
+      ev.groupEnd = i === events.length - 1
+      this.#queue.push(ev)
+    }
+    this.#schedule()
+    return true
+  }
+
   /** Resolves when nothing is queued or in flight (graceful shutdown). */
   idle (): Promise<void> {
     if (this.#outstanding === 0) return Promise.resolve()
@@ -99,12 +128,15 @@ export class Writer<T> {
     this.#scheduled = false
     while (this.#queue.length > 0 && this.#inFlight < this.#o.maxInFlight) {
       let batch: PendingEvent<T>[]
-      if (this.#queue.length <= this.#o.maxBatch) {
+      // Cut at the first group boundary at or past maxBatch (a group is never split).
+      let cut = Math.min(this.#queue.length, this.#o.maxBatch)
+      while (cut < this.#queue.length && !this.#queue[cut - 1]!.groupEnd) cut++
+      if (cut >= this.#queue.length) {
         batch = this.#queue
         this.#queue = []
       } else {
-        batch = this.#queue.slice(0, this.#o.maxBatch)
-        this.#queue = this.#queue.slice(this.#o.maxBatch)
+        batch = this.#queue.slice(0, cut)
+        this.#queue = this.#queue.slice(cut)
       }
       this.#inFlight++
       this.#write(batch, true).then(() => this.#done(batch.length), (err: unknown) => {
@@ -148,8 +180,13 @@ export class Writer<T> {
     try {
       result = await insertEvents(this.#sql, b, createdAt, this.#o.dedupWindowSeconds)
     } catch (err) {
-      if (mayRetrySingly && batch.length > 1 && !isConnectionError(err)) {
-        for (const ev of batch) { ev.dupOf = null; await this.#write([ev], false) }
+      if (mayRetrySingly && groupCount(batch) > 1 && !isConnectionError(err)) {
+        // One group per transaction, so one bad row fails only its own request.
+        let from = 0
+        for (let i = 0; i < batch.length; i++) {
+          batch[i]!.dupOf = null
+          if (batch[i]!.groupEnd) { await this.#write(batch.slice(from, i + 1), false); from = i + 1 }
+        }
         return
       }
       const e = dbError(err)
@@ -174,3 +211,9 @@ export class Writer<T> {
 }
 
 function flushWriter (w: Writer<unknown>): void { w.flush() }
+
+function groupCount (batch: readonly PendingEvent<unknown>[]): number {
+  let n = 0
+  for (const ev of batch) if (ev.groupEnd) n++
+  return n
+}
