@@ -3,7 +3,7 @@
  * services — database client, key cache and authenticator, shared-memory limiter, micro-batching
  * writer — then the uWS app, listens, and reports the port. Talks to the primary for Argon2 work, key
  * evictions and delivery wake-ups. On `drain`: stop accepting, answer what was received, flush the
- * writer, report `drained`, close the database client and exit.
+ * writer, give unspent rate-limit tokens back, report `drained`, close the database client and exit.
  */
 import { parentPort, workerData } from 'node:worker_threads'
 import { configFromWorkerData } from '../config/load.ts'
@@ -15,11 +15,12 @@ import { Argon2Client } from '../auth/argon2-client.ts'
 import { KeyCache } from '../auth/key-cache.ts'
 import { Authenticator } from '../auth/authenticator.ts'
 import { Limiter } from '../rate-limit/limiter.ts'
+import { databaseLeases } from '../rate-limit/lease-store.ts'
 import { Writer } from '../ingest/writer.ts'
 import { uws, type ListenSocket, type TemplatedApp } from './uws.ts'
 import { buildApp } from './app.ts'
 import { configureReply, setServerErrorHook } from './reply.ts'
-import { ingestHooks } from './routes/events.ts'
+import { ingestHooks, type WriterOwner } from './routes/events.ts'
 import { inflight, type Ctx } from './context.ts'
 import type { Services } from './services.ts'
 import { notifyDeliveries } from '../db/queries/schedule-deliveries.ts'
@@ -45,7 +46,7 @@ const sql = createDb({ url: init.databaseUrl, max: config.dbPoolSize, applicatio
 const argon2 = new Argon2Client(port)
 const cache = new KeyCache(config.authCacheMax, config.authCacheTtlMs)
 const auth = new Authenticator(sql, argon2, cache, metrics)
-const limiter = new Limiter(init.orgWindows, init.ipWindows)
+const limiter = new Limiter(init.orgWindows, init.ipWindows, databaseLeases(sql), err => { log.warn({ err }, 'rate-limit refill failed') })
 
 let lastBatchLog = 0
 // Other nodes' delivery threads hear about new due events by NOTIFY, at most every 100 ms per thread:
@@ -58,7 +59,7 @@ function notifyOtherNodes (): void {
   lastNotify = now
   notifyDeliveries(sql).then(undefined, (err: unknown) => { log.warn({ err }, 'delivery NOTIFY failed; other nodes will poll') })
 }
-const writer = new Writer<Ctx>(sql, {
+const writer = new Writer<WriterOwner>(sql, {
   maxBatch: config.writerMaxBatch,
   maxQueue: config.writerMaxQueue,
   // Keep one connection for reads (auth lookups, inbox) when the pool allows it.
@@ -119,7 +120,7 @@ function busy (): boolean {
  * connections included, so the thread's loop empties and it ends by itself at once. It never calls
  * process.exit: uWS aborts the whole process if a worker's loop closes with sockets open.
  */
-function drain (): Promise<void> {
+function drain (nodeStops = false): Promise<void> {
   draining ??= (async () => {
     inflight.draining = true
     if (listenSocket !== null) { uws.us_listen_socket_close(listenSocket); listenSocket = null }
@@ -129,6 +130,9 @@ function drain (): Promise<void> {
     }
     inflight.closed = true
     log.info('drained: answered every request received; later requests on open connections are refused')
+    // A stopping node hands its unspent rate-limit tokens to the other nodes; a listener being replaced
+    // does not (its node keeps spending them).
+    if (nodeStops) await limiter.giveBack().then(tokens => { log.debug({ tokens }, 'rate-limit tokens given back') }, (err: unknown) => { log.warn({ err }, 'giving rate-limit tokens back failed') })
     post({ v: 1, type: 'drained' })
     await sql.end({ timeout: 5 })
     coarseClock.stop()
@@ -177,7 +181,7 @@ port.on('message', (raw: unknown) => {
       break
     }
     case 'drain':
-      drain().then(undefined, retire)
+      drain(true).then(undefined, retire)
       break
     case 'listen':
       listen()

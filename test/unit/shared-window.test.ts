@@ -1,159 +1,191 @@
 /**
- * The shared-memory rate-limit windows and the Limiter's arithmetic: the limit reached exactly, a new
- * window starting from zero, remaining never negative, the per-thread fallback when the table is full;
- * and real worker threads hammering one SharedArrayBuffer, where the count must stay exact.
+ * The node-local rate-limit slots (src/rate-limit/shared-window.ts): spending exactly what was leased,
+ * all or nothing; a new window starting from zero (also one 256 minutes later, whose tag is the same);
+ * a thread with a lagging clock spending in the newer window; lease replies for a past window dropped;
+ * the one-lease-per-key flag with its wake-up and stale takeover; the shutdown sweep claiming each
+ * unspent token once; a full table; and real worker threads spending from one SharedArrayBuffer, where
+ * the count must stay exact.
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Worker } from 'node:worker_threads'
-import { HitKind, HitResult, SharedWindows, allocateWindows } from '../../src/rate-limit/shared-window.ts'
-import { Decision, Limiter, WINDOW_MS } from '../../src/rate-limit/limiter.ts'
+import { SharedWindows, allocateWindows } from '../../src/rate-limit/shared-window.ts'
 import { workerEntry } from '../../src/threads/spawn.ts'
 import { waitFor } from '../helpers/db.ts'
 
-test('allocateWindows: a power-of-two slot count, 12 bytes a slot', () => {
-  assert.equal(allocateWindows(8).byteLength, 8 * 12)
-  assert.equal(allocateWindows().byteLength, (1 << 18) * 12)
+const W = Math.floor(Date.now() / 60_000)
+
+/** A table with `id` entered in window `w` and `granted` tokens leased. */
+function leased (id: number, granted: number, w = W, slots = 16): { t: SharedWindows, s: number } {
+  const t = new SharedWindows(allocateWindows(slots))
+  const s = t.slot(id)
+  assert.equal(t.enter(s, w), w)
+  assert.equal(t.grant(s, w, granted), granted)
+  return { t, s }
+}
+
+test('allocateWindows: a power-of-two slot count, 32 bytes a slot', () => {
+  assert.equal(allocateWindows(8).byteLength, 8 * 32)
+  assert.equal(allocateWindows().byteLength, (1 << 18) * 32)
   assert.throws(() => allocateWindows(1000), RangeError)
 })
 
-test('hit: allowed up to the limit exactly, then limited; the count never passes the limit', () => {
-  const t = new SharedWindows(allocateWindows(16))
-  const r = new HitResult()
-  for (let i = 1; i <= 3; i++) {
-    t.hit(7, 100, 3, r)
-    assert.equal(r.kind, HitKind.Allowed)
-    assert.equal(r.count, i)
-  }
-  for (let i = 0; i < 5; i++) {
-    t.hit(7, 100, 3, r)
-    assert.equal(r.kind, HitKind.Limited)
-    assert.equal(r.count, 3)
-  }
-  assert.equal(t.peek(7, 100), 3)
-  // Other ids are counted on their own.
-  assert.equal(t.hit(8, 100, 3, r).kind, HitKind.Allowed)
-  assert.equal(r.count, 1)
-  assert.equal(t.peek(9, 100), 0)
+test('spend: exactly the leased tokens, all or nothing', () => {
+  const { t, s } = leased(7, 5)
+  assert.equal(t.spend(s, W, 1), 1)
+  assert.equal(t.granted, 5)
+  assert.equal(t.spend(s, W, 3), 4)
+  assert.equal(t.spend(s, W, 2), -1, 'two asked, one left: nothing spent')
+  assert.equal(t.used(s, W), 4)
+  assert.equal(t.spend(s, W, 1), 5)
+  assert.equal(t.spend(s, W, 1), -1)
+  assert.equal(t.used(s, W), 5)
+  // Another id has a slot of its own, with nothing leased.
+  const o = t.slot(8)
+  assert.notEqual(o, s)
+  assert.equal(t.enter(o, W), W)
+  assert.equal(t.spend(o, W, 1), -1)
 })
 
-test('a new window starts from zero without a reset pass', () => {
-  const t = new SharedWindows(allocateWindows(16))
-  const r = new HitResult()
-  for (let i = 0; i < 3; i++) t.hit(1, 100, 3, r)
-  assert.equal(t.hit(1, 100, 3, r).kind, HitKind.Limited)
-  assert.equal(t.peek(1, 101), 0)
-  assert.equal(t.hit(1, 101, 3, r).kind, HitKind.Allowed)
-  assert.equal(r.count, 1)
-  assert.equal(t.peek(1, 100), 0, 'the old window is gone')
-  assert.equal(t.peek(1, 101), 1)
-  // A limit of 1 and a large window number (minutes since the epoch) work too.
-  const w = Math.floor(Date.now() / 60_000)
-  assert.equal(t.hit(2, w, 1, r).kind, HitKind.Allowed)
-  assert.equal(t.hit(2, w, 1, r).kind, HitKind.Limited)
-  assert.equal(t.hit(2, w + 1, 1, r).kind, HitKind.Allowed)
+test('a new window starts from zero; lease replies for a past window are dropped', () => {
+  const { t, s } = leased(1, 3)
+  t.spend(s, W, 2)
+  t.landed(s, W, 40, 6, 1234)
+  assert.equal(t.enter(s, W + 1), W + 1)
+  assert.equal(t.used(s, W + 1), 0)
+  assert.equal(t.spend(s, W + 1, 1), -1, 'the old window\'s grant is gone')
+  assert.equal(t.others(s, W + 1), 0)
+  assert.equal(t.refillBelow(s, W + 1), 0)
+  assert.equal(t.registered(s, W + 1), false)
+  assert.equal(t.checkedAt(s, W + 1), -1)
+  // A reply for W landing now changes nothing.
+  assert.equal(t.grant(s, W, 10), -1)
+  assert.equal(t.reserve(s, W, 1), -1)
+  t.landed(s, W, 5, 5, 5)
+  assert.equal(t.registered(s, W + 1), false)
+  assert.equal(t.spend(s, W, 1), -1)
+  // A window 256 minutes on carries the same tag, and still starts from zero.
+  assert.equal(t.grant(s, W + 1, 4), 4)
+  assert.equal(t.enter(s, W + 257), W + 257)
+  assert.equal(t.spend(s, W + 257, 1), -1)
+  assert.equal(t.used(s, W + 257), 0)
 })
 
-test('a thread whose clock still reads the previous window does not reset the new one', () => {
-  // Each listener thread has its own coarse clock; at a minute boundary one may lag the others.
+test('a thread whose clock still reads the previous minute spends in the newer window', () => {
+  const { t, s } = leased(3, 5, W + 1)
+  assert.equal(t.enter(s, W), W + 1, 'the lagging thread finds the newer window')
+  assert.equal(t.spend(s, W + 1, 5), 5)
+  assert.equal(t.enter(s, W), W + 1)
+  assert.equal(t.spend(s, W + 1, 1), -1, 'and does not reset it')
+})
+
+test('reserve: a lease\'s own tokens are taken before its grant becomes spendable', () => {
+  const { t, s } = leased(4, 2)
+  t.spend(s, W, 2)
+  // A lease of 5 for a request needing 1: reserve first, then grant.
+  assert.equal(t.reserve(s, W, 1), 3)
+  assert.equal(t.spend(s, W, 1), -1, 'USED passed GRANTED for an instant: others wait')
+  assert.equal(t.grant(s, W, 5), 7)
+  assert.equal(t.spend(s, W, 4), 7)
+  assert.equal(t.spend(s, W, 1), -1)
+  // spendUpTo takes what there is, and reserve(-k) gives it back.
+  t.grant(s, W, 3)
+  assert.equal(t.spendUpTo(s, W, 5), 3)
+  assert.equal(t.spendUpTo(s, W, 5), 0)
+  assert.equal(t.reserve(s, W, -3), 7)
+  assert.equal(t.spend(s, W, 3), 10)
+})
+
+test('lease replies: others, refill mark, registration, when', () => {
+  const { t, s } = leased(5, 10)
+  assert.equal(t.registered(s, W), false)
+  assert.equal(t.checkedAt(s, W), -1)
+  t.landed(s, W, 30, 4, 2500)
+  assert.equal(t.others(s, W), 30)
+  assert.equal(t.refillBelow(s, W), 4)
+  assert.equal(t.registered(s, W), true)
+  assert.equal(t.checkedAt(s, W), 2500)
+  t.stopRefill(s, W)
+  assert.equal(t.refillBelow(s, W), 0)
+  assert.equal(t.others(s, W), 30)
+})
+
+test('one lease per key at a time: try, release and wake, stale takeover', async () => {
+  const { t, s } = leased(6, 0)
+  assert.equal(t.leaseReleased(s, 1000), null, 'nothing in flight')
+  const now = 1_700_000_000_000
+  const stamp = t.tryLease(s, now, 10_000)
+  assert.ok(stamp > 0)
+  assert.equal(t.tryLease(s, now + 5, 10_000), 0, 'held')
+  assert.equal(t.tryLease(s, now - 8, 10_000), 0, 'held, for a thread whose coarse clock lags a tick too')
+  const woken = t.leaseReleased(s, 60_000)
+  assert.ok(woken !== null)
+  t.release(s, 12345) // not the holder's stamp: no effect
+  assert.equal(t.tryLease(s, now + 6, 10_000), 0)
+  t.release(s, stamp)
+  assert.equal(await woken, 'ok')
+  const again = t.tryLease(s, now + 7, 10_000)
+  assert.ok(again > 0)
+  // The holder died: its stamp goes stale and another thread takes over.
+  assert.equal(t.tryLease(s, now + 9_000, 10_000), 0)
+  const taken = t.tryLease(s, now + 10_007, 10_000)
+  assert.ok(taken > 0 && taken !== again)
+  t.release(s, again) // the late release of the dead holder does not free the new one's lease
+  assert.equal(t.tryLease(s, now + 10_008, 10_000), 0)
+})
+
+test('sweep: each unspent token and registration is claimed once, past windows are skipped', () => {
   const t = new SharedWindows(allocateWindows(16))
-  const r = new HitResult()
-  for (let i = 0; i < 5; i++) t.hit(3, 201, 5, r)
-  assert.equal(t.hit(3, 201, 5, r).kind, HitKind.Limited)
-  // The lagging thread's hit counts against what is already there, not against a fresh count.
-  assert.equal(t.hit(3, 200, 5, r).kind, HitKind.Limited)
-  assert.equal(t.peek(3, 201), 5)
-  assert.equal(t.hit(3, 201, 5, r).kind, HitKind.Limited)
+  const a = t.slot(10)
+  t.enter(a, W)
+  t.grant(a, W, 8)
+  t.spend(a, W, 3)
+  t.landed(a, W, 0, 0, 1)
+  const b = t.slot(11)
+  t.enter(b, W - 1)
+  t.grant(b, W - 1, 5)
+  const c = t.slot(12)
+  t.enter(c, W)
+  t.grant(c, W, 2)
+  t.spend(c, W, 2)
+  t.landed(c, W, 0, 0, 1)
+  const swept = t.sweep(W).sort((x, y) => x.id - y.id)
+  assert.deepEqual(swept, [{ id: 10, window: W, tokens: 5, holder: 1 }, { id: 12, window: W, tokens: 0, holder: 1 }])
+  assert.equal(t.spend(a, W, 1), -1, 'swept tokens are gone from the node')
+  assert.deepEqual(t.sweep(W), [])
 })
 
 test('ids at both ends of the 31-bit range, and a full table', () => {
   const t = new SharedWindows(allocateWindows(4))
-  const r = new HitResult()
   const top = 2 ** 31 - 1
-  for (let i = 1; i <= 3; i++) {
-    assert.equal(t.hit(top, 5, 3, r).kind, HitKind.Allowed)
-    assert.equal(r.count, i)
-  }
-  assert.equal(t.hit(top, 5, 3, r).kind, HitKind.Limited, 'the largest id keeps one slot')
-  assert.equal(t.hit(0, 5, 3, r).kind, HitKind.Allowed)
-  assert.equal(t.hit(1, 5, 3, r).kind, HitKind.Allowed)
-  assert.equal(t.hit(2, 5, 3, r).kind, HitKind.Allowed)
-  // Four slots, four ids: a fifth has nowhere to go.
-  assert.equal(t.hit(3, 5, 3, r).kind, HitKind.Full)
-  assert.equal(t.peek(3, 5), 0)
-  // Known ids still count.
-  assert.equal(t.hit(0, 5, 3, r).kind, HitKind.Allowed)
-  assert.equal(r.count, 2)
+  const s = t.slot(top)
+  assert.equal(t.slot(top), s)
+  t.enter(s, W)
+  t.grant(s, W, 3)
+  t.landed(s, W, 0, 0, 0)
+  assert.equal(t.spend(s, W, 3), 3)
+  assert.deepEqual(t.sweep(W).map(u => u.id), [top])
+  for (const id of [0, 1, 2]) assert.ok(t.slot(id) >= 0)
+  // Four slots, four ids: a fifth has nowhere to go; known ids keep theirs.
+  assert.equal(t.slot(3), -1)
+  assert.equal(t.slot(0), t.slot(0))
 })
 
-test('Limiter: limit, remaining ≥ 0, reset at the end of the clock minute, Retry-After ≥ 1', () => {
-  const l = new Limiter(allocateWindows(16), allocateWindows(16))
-  const d = new Decision()
-  const before = Date.now()
-  for (let i = 1; i <= 5; i++) {
-    l.organization(42, 5, d)
-    assert.equal(d.allowed, true)
-    assert.equal(d.limit, 5)
-    assert.equal(d.remaining, 5 - i)
-  }
-  for (let i = 0; i < 3; i++) {
-    l.organization(42, 5, d)
-    assert.equal(d.allowed, false)
-    assert.equal(d.remaining, 0)
-  }
-  const windowEnd = (Math.floor(before / WINDOW_MS) + 1) * WINDOW_MS
-  // The coarse clock (not ticking in this thread) may read an earlier minute than `before`.
-  assert.ok(Math.abs(d.reset - Math.ceil(windowEnd / 1000)) <= 60, `reset ${d.reset}`)
-  assert.equal(d.reset % 60, 0)
-  assert.ok(d.retryAfter >= 1 && d.retryAfter <= 60, `retryAfter ${d.retryAfter}`)
-  // A lower limit for the same organization (a tier change) never reports negative remaining.
-  l.organization(42, 2, d)
-  assert.equal(d.allowed, false)
-  assert.equal(d.remaining, 0)
-  // Per-IP limits are a separate table.
-  l.clientIp('203.0.113.7', 1, d)
-  assert.equal(d.allowed, true)
-  assert.equal(d.remaining, 0)
-  l.clientIp('203.0.113.7', 1, d)
-  assert.equal(d.allowed, false)
-  l.clientIp('203.0.113.8', 1, d)
-  assert.equal(d.allowed, true)
-})
-
-test('Limiter: with the shared table full it still limits, per thread', () => {
-  const l = new Limiter(allocateWindows(2), allocateWindows(2))
-  const d = new Decision()
-  l.organization(1, 10, d)
-  l.organization(2, 10, d)
-  for (let i = 1; i <= 3; i++) {
-    l.organization(3, 3, d)
-    assert.equal(d.allowed, true)
-    assert.equal(d.remaining, 3 - i)
-  }
-  l.organization(3, 3, d)
-  assert.equal(d.allowed, false)
-  assert.equal(d.remaining, 0)
-})
-
-interface Run { allowed: Map<number, number>, total: number }
-
-async function hammer (sab: SharedArrayBuffer, workers: number, job: { ids: number[], hits: number, window: number, limit: number }): Promise<Run[]> {
+async function hammer (sab: SharedArrayBuffer, workers: number, job: { ids: number[], hits: number, window: number }): Promise<Array<Map<number, number>>> {
   const gate = new SharedArrayBuffer(8)
   const g = new Int32Array(gate)
   const entry = workerEntry(new URL('../fixtures/window-worker.ts', import.meta.url))
   const threads = Array.from({ length: workers }, () => new Worker(entry.file, { argv: entry.argv, workerData: { sab, gate, ...job } }))
   try {
-    const results = threads.map(async w => await new Promise<Run>((resolve, reject) => {
+    const results = threads.map(async w => await new Promise<Map<number, number>>((resolve, reject) => {
       w.once('message', (m: unknown) => {
         if (!Array.isArray(m)) { reject(new TypeError('bad message from window-worker')); return }
-        const allowed = new Map<number, number>()
-        let total = 0
+        const spent = new Map<number, number>()
         for (const pair of m) {
           if (!Array.isArray(pair) || typeof pair[0] !== 'number' || typeof pair[1] !== 'number') { reject(new TypeError('bad pair')); return }
-          allowed.set(pair[0], pair[1])
-          total += pair[1]
+          spent.set(pair[0], pair[1])
         }
-        resolve({ allowed, total })
+        resolve(spent)
       })
       w.once('error', reject)
       w.once('exit', code => { reject(new Error(`window-worker exited with ${code} before answering`)) })
@@ -168,24 +200,39 @@ async function hammer (sab: SharedArrayBuffer, workers: number, job: { ids: numb
   }
 }
 
-test('4 threads × 500 hits on one id with limit 1000: exactly 1000 allowed', async () => {
+test('4 threads × 500 spends of one key with 1000 leased: exactly 1000 spent', async () => {
   const sab = allocateWindows(1024)
-  const runs = await hammer(sab, 4, { ids: [12345], hits: 500, window: 777, limit: 1000 })
-  const total = runs.reduce((n, r) => n + r.total, 0)
+  const t = new SharedWindows(sab)
+  const s = t.slot(12345)
+  t.enter(s, 777)
+  t.grant(s, 777, 1000)
+  const runs = await hammer(sab, 4, { ids: [12345], hits: 500, window: 777 })
+  const total = runs.reduce((n, r) => n + (r.get(12345) ?? 0), 0)
   assert.equal(total, 1000)
-  assert.equal(new SharedWindows(sab).peek(12345, 777), 1000)
-  // Under contention every thread got some (they really ran at once), none more than it asked.
-  for (const r of runs) assert.ok(r.total <= 500)
+  assert.equal(t.used(s, 777), 1000)
+  for (const r of runs) assert.ok((r.get(12345) ?? 0) <= 500)
 })
 
-test('4 threads claiming the same fresh slots: every id counted once, with limit 1', async () => {
+test('4 threads claiming the same fresh slots: every id spent once', async () => {
   const sab = allocateWindows(4096)
-  const ids = Array.from({ length: 1000 }, (_, i) => i * 7919 % 100_003)
-  const runs = await hammer(sab, 4, { ids, hits: 1, window: 3, limit: 1 })
   const t = new SharedWindows(sab)
+  const ids = Array.from({ length: 1000 }, (_, i) => i * 7919 % 100_003)
+  // One token each in window 3; the workers race to find the slots and spend it.
+  for (const id of ids) { const s = t.slot(id); t.enter(s, 3); t.grant(s, 3, 1) }
+  const runs = await hammer(sab, 4, { ids, hits: 1, window: 3 })
   for (const id of ids) {
-    const n = runs.reduce((s, r) => s + (r.allowed.get(id) ?? 0), 0)
-    assert.equal(n, 1, `id ${id} allowed ${n} times`)
-    assert.equal(t.peek(id, 3), 1)
+    const n = runs.reduce((sum, r) => sum + (r.get(id) ?? 0), 0)
+    assert.equal(n, 1, `id ${id} spent ${n} times`)
+    assert.equal(t.used(t.slot(id), 3), 1)
   }
+})
+
+test('4 threads entering a new window at once: the reset races, and no old token is spent', async () => {
+  const sab = allocateWindows(4096)
+  const t = new SharedWindows(sab)
+  const ids = Array.from({ length: 1000 }, (_, i) => i * 31 + 5)
+  for (const id of ids) { const s = t.slot(id); t.enter(s, 3); t.grant(s, 3, 2) }
+  const runs = await hammer(sab, 4, { ids, hits: 2, window: 4 })
+  assert.equal(runs.reduce((sum, r) => sum + [...r.values()].reduce((a, b) => a + b, 0), 0), 0)
+  for (const id of ids) assert.equal(t.enter(t.slot(id), 4), 4)
 })
