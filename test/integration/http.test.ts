@@ -166,6 +166,57 @@ describe('HEAD', () => {
   })
 })
 
+/** Splits raw bytes into complete Content-Length-framed responses; `rest` is what does not form one. */
+function splitResponses (raw: string): { statuses: number[], rest: string } {
+  const statuses: number[] = []
+  let buf = raw
+  for (;;) {
+    const end = buf.indexOf('\r\n\r\n')
+    if (end < 0) break
+    const head = buf.slice(0, end)
+    const len = Number(headerOf(head, 'content-length') ?? '0')
+    if (buf.length < end + 4 + len) break
+    statuses.push(Number(/^HTTP\/1\.1 (\d{3}) /.exec(head)?.[1]))
+    buf = buf.slice(end + 4 + len)
+  }
+  return { statuses, rest: buf }
+}
+
+describe('pipelining (README, Decisions)', () => {
+  test('requests answered without waiting are answered in order on one connection', async () => {
+    const out = await rawExchange(s.port,
+      'GET /health HTTP/1.1\r\nHost: t\r\n\r\n' +
+      'GET /nope HTTP/1.1\r\nHost: t\r\n\r\n' +
+      'PUT /api/events HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n' +
+      'GET /health/live HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n')
+    assert.deepEqual(splitResponses(out), { statuses: [200, 404, 405, 200], rest: '' })
+  })
+
+  test('a request pipelined behind one still in progress closes the connection: whole answers in order, then the close', async () => {
+    const org = await s.createOrg('enterprise', 'Pipelining')
+    // Warm the key on both threads, so the POST below goes asynchronous only for its database write.
+    for (let i = 0; i < 6; i++) assert.equal((await s.api('GET', '/api/keys', { key: org.key })).status, 200)
+    const event = JSON.stringify({ type: 'pipelined', payload: { n: 1 } })
+    const post = `POST /api/events HTTP/1.1\r\nHost: t\r\nX-API-Key: ${org.key}\r\nContent-Type: application/json\r\nContent-Length: ${event.length}\r\n\r\n${event}`
+    const expected = [201, 200, 404]
+    for (const request of [
+      post + 'GET /health HTTP/1.1\r\nHost: t\r\n\r\nGET /nope HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n',
+      'GET /health HTTP/1.1\r\nHost: t\r\n\r\n' + post + 'GET /nope HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n',
+    ]) {
+      const out = await rawExchange(s.port, request)
+      const got = splitResponses(out)
+      // Whatever was answered is a run of complete responses in request order; nothing partial, nothing after.
+      assert.equal(got.rest, '', JSON.stringify(out))
+      const order = request.startsWith('POST') ? expected : [200, 201, 404]
+      assert.deepEqual(got.statuses, order.slice(0, got.statuses.length), JSON.stringify(out))
+    }
+    // The unanswered POSTs were either stored or not, never twice; the service goes on serving.
+    const [row] = await s.db.sql<{ n: number }[]>`select count(*)::int as n from events where organization_id = ${org.id} and type = 'pipelined'`
+    assert.ok((row?.n ?? -1) >= 0 && (row?.n ?? 3) <= 2)
+    assert.equal((await s.api('GET', '/health')).status, 200)
+  })
+})
+
 describe('X-Request-ID', () => {
   test('echoed when sent, on success and on errors', async () => {
     for (const [method, path] of [['GET', '/health'], ['GET', '/nope'], ['GET', '/api/events'], ['GET', '/api/keys']] as const) {
