@@ -24,7 +24,7 @@ import type { Supervised } from './threads/spawn.ts'
 import { freePort } from './lib/free-port.ts'
 import { ThreadInit } from './primary/thread-init.ts'
 import { ListenerGroup } from './primary/listeners.ts'
-import { startDeliveryThread, stopDeliveryThread, wakeDelivery } from './primary/delivery-thread.ts'
+import { startDeliveryThreads, stopDeliveryThread, wakeDelivery } from './primary/delivery-thread.ts'
 import { RotationWatch } from './primary/rotation-watch.ts'
 import { OrgChangeWatch } from './primary/org-change-watch.ts'
 import { notifyOrganizationChanged } from './db/queries/notify-organization-changes.ts'
@@ -36,7 +36,9 @@ export interface RunningService {
   readonly metricsPort: number
   readonly databaseUrl: string
   readonly listeners: readonly Supervised[]
+  /** The first delivery thread (null on an API-only node); all of them in `deliveries`. */
   readonly delivery: Supervised | null
+  readonly deliveries: readonly Supervised[]
   /** Graceful stop; resolves when everything is closed (or SHUTDOWN_TIMEOUT_MS passed). */
   stop (): Promise<void>
 }
@@ -62,10 +64,10 @@ export async function startService (config: Config, log: Logger): Promise<Runnin
   // uWS sets SO_REUSEPORT only for an explicit port, so PORT=0 is turned into a concrete free port.
   const port = config.port === 0 ? await freePort(config.host === '0.0.0.0' ? '0.0.0.0' : config.host) : config.port
   const init = new ThreadInit(config, databaseUrl, port)
-  let delivery: Supervised | null = null
+  let deliveries: Supervised[] = []
   const listeners = new ListenerGroup({
     config, log, init, port, argon2,
-    wakeDelivery: () => { wakeDelivery(delivery) },
+    wakeDelivery: () => { wakeDelivery(deliveries) },
     announce: async organizationId => { await notifyOrganizationChanged(sql, organizationId) },
   })
   // Listening for other nodes' changes starts before any key can be cached.
@@ -85,7 +87,7 @@ export async function startService (config: Config, log: Logger): Promise<Runnin
     throw err
   }
 
-  if (config.deliveryEnabled) delivery = startDeliveryThread(config, log, init)
+  if (config.deliveryEnabled) deliveries = startDeliveryThreads(config, log, init)
 
   // The fallback for key rotations whose NOTIFY was lost.
   const rotation = new RotationWatch(sql, log, organizationId => {
@@ -105,7 +107,7 @@ export async function startService (config: Config, log: Logger): Promise<Runnin
       changes.stop()
       await jobs.stop()
       if (!await listeners.stop(left)) log.error('listeners did not finish draining within SHUTDOWN_TIMEOUT_MS')
-      if (delivery !== null) await stopDeliveryThread(delivery, left)
+      await Promise.all(deliveries.map(async d => { await stopDeliveryThread(d, left) }))
       await argon2.close()
       await sql.end({ timeout: 5 })
       await embedded?.stop()
@@ -114,5 +116,5 @@ export async function startService (config: Config, log: Logger): Promise<Runnin
     return stopping
   }
 
-  return { port, metricsPort: jobs.metricsPort, databaseUrl, listeners: listeners.threads, delivery, stop }
+  return { port, metricsPort: jobs.metricsPort, databaseUrl, listeners: listeners.threads, delivery: deliveries[0] ?? null, deliveries, stop }
 }
