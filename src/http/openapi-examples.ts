@@ -98,6 +98,25 @@ export const EXAMPLES: Readonly<Record<string, OperationExamples>> = {
     request: { type: 'order.created', payload: { order_id: 42, total: '99.50', currency: 'EUR' }, dedup_id: 'order-42' },
     response: { id: EVENT, type: 'order.created', dedup_id: 'order-42', status: 'pending', created_at: CREATED },
   },
+  'POST /api/events/batch': {
+    request: {
+      events: [
+        { type: 'order.created', payload: { order_id: 43 }, dedup_id: 'order-43' },
+        { type: 'order.created', payload: { order_id: 42 }, dedup_id: 'order-42' },
+        { type: 'order.created' },
+      ],
+    },
+    response: {
+      created: 1,
+      duplicates: 1,
+      invalid: 1,
+      results: [
+        { index: 0, status: 'created', id: EVENT_2, type: 'order.created', dedup_id: 'order-43', created_at: LATER },
+        { index: 1, status: 'duplicate', dedup_id: 'order-42', event_id: EVENT },
+        { index: 2, status: 'invalid', code: 'invalid_event', error: 'Invalid event', details: { payload: 'is required' } },
+      ],
+    },
+  },
   'POST /api/events/{event_id}/redeliver': {
     request: { endpoint_id: ENDPOINT_2 },
     response: { event_id: EVENT, status: 'pending' },
@@ -158,4 +177,7 @@ export const ERROR_CONTEXT: Readonly<Partial<Record<ErrorCode, ErrorContext>>> =
   body_too_large: { limit: 1048576 },
   payload_too_large: { size: 300021, limit: 262144 },
   duplicate_event: { dedup_id: 'order-42', event_id: EVENT },
+  invalid_batch: { details: { events: 'must hold at least one event' } },
+  batch_too_large: { max_events: 500 },
+  batch_rejected: { results: [{ index: 0, status: 'invalid', code: 'invalid_event', error: 'Invalid event', details: { type: 'is required' } }] },
 }

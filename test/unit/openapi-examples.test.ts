@@ -16,7 +16,9 @@ import { closed, isObject, type Json } from '../helpers/schema.ts'
 const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020
 const doc = buildOpenApi('0.0.0-test') as { paths: Record<string, Record<string, Json>>, components: { schemas: Json } }
 const ajv = addFormats(new Ajv2020({ allErrors: true, strict: true, strictTypes: false, strictRequired: false }))
-ajv.addSchema({ $id: 'urn:triggers:components', $defs: closed(doc.components.schemas) })
+// Components refer to each other as #/components/schemas/X; here they live under $defs.
+const components = JSON.parse(JSON.stringify(closed(doc.components.schemas)).replaceAll('"#/components/schemas/', '"#/$defs/')) as Json
+ajv.addSchema({ $id: 'urn:triggers:components', $defs: components })
 
 /** Validates `value` against a media type's schema (a components $ref or an inline schema). */
 function check (media: Json, value: unknown, what: string): void {
