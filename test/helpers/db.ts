@@ -50,12 +50,12 @@ export interface TestDatabase {
   drop (): Promise<void>
 }
 
-/** Creates a fresh migrated database for one test file; call `drop` in `after`. */
-export async function createTestDatabase (): Promise<TestDatabase> {
+/** Creates a fresh migrated database for one test file (`migrated` false: an empty one); call `drop` in `after`. */
+export async function createTestDatabase (migrated = true): Promise<TestDatabase> {
   const admin = createDb({ url: baseUrl(), max: 1, applicationName: 'test-admin' })
   try {
-    const tpl = await templateName()
-    await ensureTemplate(admin, tpl)
+    const tpl = migrated ? await templateName() : 'template0'
+    if (migrated) await ensureTemplate(admin, tpl)
     const name = 'triggers_t_' + randomBytes(6).toString('hex')
     await admin.unsafe(`create database "${name}" template "${tpl}"`)
     const url = withDatabase(baseUrl(), name)

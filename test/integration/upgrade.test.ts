@@ -12,38 +12,16 @@ import { copyFile, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { randomBytes } from 'node:crypto'
-import { createDb, type Sql } from '../../src/db/client.ts'
+import type { Sql } from '../../src/db/client.ts'
 import { migrate } from '../../src/db/migrate.ts'
 import { upsertDefaultEndpoint } from '../../src/db/queries/endpoints.ts'
 import { newSigningSecret } from '../../src/webhooks/signing.ts'
 import { uuidv7 } from '../../src/lib/uuid.ts'
-import { baseUrl, waitFor, type TestDatabase } from '../helpers/db.ts'
+import { createTestDatabase, waitFor, type TestDatabase } from '../helpers/db.ts'
 import { DeliveryThread, deliveryConfig, OK, Receiver, verify } from '../helpers/delivery.ts'
 
 const SQL_DIR = fileURLToPath(new URL('../../sql/', import.meta.url))
 const OLD_MIGRATIONS = ['0001_init.sql', '0002_retention.sql']
-
-/** An empty database of its own (not cloned from the migrated template). */
-async function emptyDatabase (): Promise<TestDatabase> {
-  const name = 'triggers_up_' + randomBytes(6).toString('hex')
-  const admin = createDb({ url: baseUrl(), max: 1, applicationName: 'test-admin' })
-  try { await admin.unsafe(`create database "${name}"`) } finally { await admin.end() }
-  const u = new URL(baseUrl())
-  u.pathname = '/' + name
-  const url = u.toString()
-  const sql = createDb({ url, max: 4, applicationName: 'test' })
-  return {
-    url,
-    name,
-    sql,
-    async drop () {
-      await sql.end({ timeout: 5 })
-      const a = createDb({ url: baseUrl(), max: 1, applicationName: 'test-admin' })
-      try { await a.unsafe(`drop database if exists "${name}" with (force)`) } finally { await a.end() }
-    },
-  }
-}
 
 interface OldEvent { id: string, status: string, attempts: number, seriesAttempt: number, nextAttemptAt: Date | null, deliveredAt: Date | null, acknowledgedAt: Date | null }
 
@@ -80,7 +58,7 @@ async function oldEvent (sql: Sql, orgId: string, name: string, e: Omit<OldEvent
 }
 
 before(async () => {
-  db = await emptyDatabase()
+  db = await createTestDatabase(false)
   const dir = await mkdtemp(path.join(tmpdir(), 'triggers-old-sql-'))
   try {
     for (const f of OLD_MIGRATIONS) await copyFile(path.join(SQL_DIR, f), path.join(dir, f))
