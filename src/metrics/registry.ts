@@ -5,6 +5,7 @@
  * from prom-client's default collectors; a few gauges are read at scrape time (Argon2 queue, due
  * deliveries from PostgreSQL).
  */
+import type { Backlog } from '../db/queries/count-deliveries.ts'
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import { METRICS, OFFSETS, slotsPerSeries, type MetricKey, type MetricSpec } from './layout.ts'
 
@@ -86,6 +87,8 @@ export interface RegistryHooks {
   readonly argon2Queue: () => number
   /** Deliveries due now (null when the database cannot say). */
   readonly dueDeliveries: () => Promise<number | null>
+  /** The delivery backlog and its largest endpoints (null when the database cannot say). */
+  readonly backlog: () => Promise<Backlog | null>
 }
 
 export function buildRegistry (hooks: RegistryHooks): Registry {
@@ -112,5 +115,48 @@ export function buildRegistry (hooks: RegistryHooks): Registry {
       if (n !== null) this.set(n)
     },
   }))
+  // One read per scrape feeds the three backlog gauges (the first to collect fetches it).
+  let backlog: Promise<Backlog | null> | null = null
+  const readBacklog = (): Promise<Backlog | null> => {
+    backlog ??= hooks.backlog().finally(() => { setTimeout(() => { backlog = null }, 1000).unref() })
+    return backlog
+  }
+  registry.registerMetric(new Gauge({
+    name: 'triggers_deliveries_backlog',
+    help: 'Pending and failed deliveries on every endpoint (counted up to 1000000).',
+    registers: [],
+    async collect () {
+      const b = await readBacklog()
+      if (b !== null) this.set(b.total)
+    },
+  }))
+  // Top endpoints only (API.md "Flow control per endpoint"): at most 10 series, labelled by endpoint and
+  // rank; never a label per organization.
+  const topCount = new Gauge({
+    name: 'triggers_endpoint_backlog_deliveries',
+    help: 'Pending and failed deliveries of the 10 endpoints with the largest backlog.',
+    labelNames: ['rank', 'endpoint_id'],
+    registers: [],
+    async collect () {
+      const b = await readBacklog()
+      this.reset()
+      if (b === null) return
+      b.top.forEach((e, i) => { this.set({ rank: String(i + 1), endpoint_id: e.endpoint_id }, e.deliveries) })
+    },
+  })
+  const topAge = new Gauge({
+    name: 'triggers_endpoint_backlog_oldest_seconds',
+    help: 'Age of the oldest pending or failed delivery of the 10 endpoints with the largest backlog.',
+    labelNames: ['rank', 'endpoint_id'],
+    registers: [],
+    async collect () {
+      const b = await readBacklog()
+      this.reset()
+      if (b === null) return
+      b.top.forEach((e, i) => { this.set({ rank: String(i + 1), endpoint_id: e.endpoint_id }, e.oldest_seconds) })
+    },
+  })
+  registry.registerMetric(topCount)
+  registry.registerMetric(topAge)
   return registry
 }

@@ -9,7 +9,7 @@ import type { Logger } from '../log.ts'
 import type { Sql } from '../db/client.ts'
 import type { SlotSource } from '../metrics/registry.ts'
 import { startMetricsServer } from '../metrics/server.ts'
-import { countDueDeliveries } from '../db/queries/count-deliveries.ts'
+import { countDueDeliveries, deliveryBacklog } from '../db/queries/count-deliveries.ts'
 import { RetentionJob } from './retention.ts'
 
 export interface ScheduledJobsOptions {
@@ -38,6 +38,7 @@ export async function startScheduledJobs (o: ScheduledJobsOptions): Promise<Sche
     sources: o.sources,
     argon2Queue: o.argon2Queue,
     dueDeliveries: async () => { try { return await countDueDeliveries(sql) } catch { return null } },
+    backlog: async () => { try { return await deliveryBacklog(sql) } catch { return null } },
   })
   const server = await startMetricsServer(registry, config.host, config.metricsPort, log)
   const addr = server.address()
