@@ -96,6 +96,9 @@ CREATE TABLE deliveries (
   next_attempt_at  timestamptz,
   -- Set while an attempt is in flight (the lease); counted for the endpoint's max_concurrency.
   leased_until     timestamptz,
+  -- The delivery thread holding the lease (a random id per thread start): a claimer counts its own
+  -- attempts in flight exactly in memory and only other threads' leases from here.
+  leased_by        uuid,
   -- The endpoint's rate limit already granted this delivery a start slot (it was deferred to it).
   rate_reserved    boolean NOT NULL DEFAULT false,
   response_status  integer,

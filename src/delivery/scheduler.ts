@@ -30,7 +30,7 @@ import { DELIVERY_CHANNEL, sweepEndpoints } from '../db/queries/schedule-deliver
 import { ensureAttemptPartitions } from '../db/queries/attempt-partitions.ts'
 import type { Logger } from '../log.ts'
 import type { ThreadMetrics } from '../metrics/counters.ts'
-import { uuidv7At } from '../lib/uuid.ts'
+import { uuidv7, uuidv7At } from '../lib/uuid.ts'
 import { Dispatcher, type Settler } from './dispatch.ts'
 import { planClaim, type FlowOptions } from './flow.ts'
 import { AttemptResult, decide, parseRetryAfter } from './retry-policy.ts'
@@ -45,7 +45,13 @@ const BLOCKED_POLL_MS = 20
 const LEASE_MARGIN_MS = 10_000
 const FULL_BACKOFF_MS = 250
 const EXCLUDED_MAX = 500
-const FLUSH_DELAY_MS = 2
+/**
+ * Results wait at most this long to be written (or until FLUSH_AT of them): fewer, larger transactions.
+ * Latency of deliveries does not depend on it (the request is already sent); only how soon the inbox
+ * shows the result, and other nodes see the lease released, does.
+ */
+const FLUSH_DELAY_MS = 5
+const FLUSH_AT = 128
 const FLUSH_MAX = 512
 const FLUSH_RETRY_MS = 1000
 const SWEEP_EVERY_MS = 5000
@@ -112,6 +118,10 @@ export class Scheduler implements Settler {
   /** Endpoint id → when this thread last wrote its last_success_at. */
   readonly #successWritten = new Map<string, number>()
   readonly #urls = new Map<string, URL | null>()
+  /** This thread's lease holder id (claims count other threads' leases from the database, ours here). */
+  readonly #holder = uuidv7()
+  /** Endpoint id → this thread's attempts in flight to it. */
+  readonly #inFlight = new Map<string, number>()
 
   // Callbacks bound once (fixed shape; no closure per event).
   readonly #kickCb = (): void => { this.#kick() }
@@ -164,6 +174,7 @@ export class Scheduler implements Settler {
   }
 
   readonly #planner = (candidates: readonly Candidate[], endpoints: ReadonlyMap<string, EndpointFlow>, nowMs: number, plan: ClaimPlan): void => {
+    for (const ep of endpoints.values()) ep.leased += this.#inFlight.get(ep.id) ?? 0
     const o: FlowOptions = { free: this.#free, defaultConcurrency: this.#flow.defaultConcurrency, breakerThreshold: this.#flow.breakerThreshold, probeWaitMs: this.#flow.probeWaitMs }
     planClaim(o, candidates, endpoints, nowMs, plan)
   }
@@ -290,6 +301,7 @@ export class Scheduler implements Settler {
       if (room <= 0 || this.#stopping) return POLL_MS // a finishing attempt or flush kicks again
       const now = Date.now()
       const r = await claimDeliveries(this.#sql, {
+        holder: this.#holder,
         candidates: Math.min(CLAIM_MAX, 2 * room),
         leaseMs: this.#leaseMs,
         excludedEndpoints: this.#exclusions(now),
@@ -321,6 +333,7 @@ export class Scheduler implements Settler {
 
   #start (d: ClaimedDelivery): void {
     this.#free--
+    this.#inFlight.set(d.endpointId, (this.#inFlight.get(d.endpointId) ?? 0) + 1)
     const target = this.#target(d.url)
     if (target === null) {
       this.settled(d, new AttemptResult('network', 0, 'invalid webhook URL', null, Date.now()))
@@ -333,6 +346,9 @@ export class Scheduler implements Settler {
   settled (d: ClaimedDelivery, r: AttemptResult): void {
     const now = Date.now()
     this.#free++
+    const n = (this.#inFlight.get(d.endpointId) ?? 1) - 1
+    if (n === 0) this.#inFlight.delete(d.endpointId)
+    else this.#inFlight.set(d.endpointId, n)
     this.#full.delete(d.endpointId)
     if (r.kind === 'aborted') {
       this.#releases.push(new Release(d.organizationId, d.eventId, d.endpointId, d.attempts, r.error))
@@ -341,6 +357,7 @@ export class Scheduler implements Settler {
       const status = STATUS[dec.verdict]
       if (this.#metrics !== null) {
         this.#metrics.delivery(OUTCOME[dec.verdict], r.durationMs / 1000)
+        this.#metrics.attempt(LOG_OUTCOME[r.kind], r.durationMs / 1000)
         if (dec.verdict === 'delivered') this.#metrics.delivered((now - d.createdAt.getTime()) / 1000)
       }
       const trigger: AttemptTrigger = d.seriesAttempt <= 1 ? (d.trigger as AttemptTrigger) : 'retry'
@@ -364,7 +381,7 @@ export class Scheduler implements Settler {
         else this.#log.info(line, 'delivery attempt failed')
       }
     }
-    this.#scheduleFlush(this.#results.length >= FLUSH_MAX ? 0 : FLUSH_DELAY_MS)
+    this.#scheduleFlush(this.#results.length >= FLUSH_AT ? 0 : FLUSH_DELAY_MS)
     if (this.#running() === 0 && this.#idleWaiter !== null) this.#idleWaiter()
     this.#kick()
   }

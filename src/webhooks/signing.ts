@@ -8,13 +8,15 @@
  * Runs on the delivery thread (signing) and on listener threads (new secrets). Decoded keys are cached
  * per secret string in a small bounded map, so a delivery does not base64-decode its keys every time.
  */
-import { createHmac, randomBytes } from 'node:crypto'
+import { createHmac, createSecretKey, randomBytes, type KeyObject } from 'node:crypto'
 
 const PREFIX = 'whsec_'
 /** How long the previous signing secret keeps signing after a rotation (API.md: 24 hours). */
 export const SECRET_GRACE_SECONDS = 24 * 60 * 60
 const KEY_CACHE_MAX = 1024
 const keyCache = new Map<string, Buffer>()
+/** The same keys imported once as KeyObjects: createHmac then skips importing raw bytes on every signature. */
+const keyObjects = new Map<string, KeyObject>()
 
 /** A new signing secret: `whsec_` + base64 of 32 CSPRNG bytes. */
 export function newSigningSecret (): string {
@@ -36,6 +38,16 @@ export function signingKey (secret: string): Buffer {
   return key
 }
 
+function hmacKey (secret: string): KeyObject {
+  let k = keyObjects.get(secret)
+  if (k === undefined) {
+    if (keyObjects.size >= KEY_CACHE_MAX) keyObjects.clear()
+    k = createSecretKey(signingKey(secret))
+    keyObjects.set(secret, k)
+  }
+  return k
+}
+
 /**
  * The `webhook-signature` header value: one `v1,<sig>` per secret, space-separated, in the order given
  * (current secret first). An empty list gives an empty string (the caller omits the header).
@@ -44,7 +56,7 @@ export function signatureHeader (secrets: readonly string[], msgId: string, time
   let out = ''
   const prefix = msgId + '.' + String(timestampS) + '.'
   for (const secret of secrets) {
-    const sig = createHmac('sha256', signingKey(secret)).update(prefix).update(body).digest('base64')
+    const sig = createHmac('sha256', hmacKey(secret)).update(prefix).update(body).digest('base64')
     out += (out === '' ? 'v1,' : ' v1,') + sig
   }
   return out

@@ -16,7 +16,7 @@ export async function ackEvent (sql: Sql, organizationId: string, id: string): P
       returning id, acknowledged_at
     ), cancelled as (
       update deliveries d
-         set status = 'cancelled', next_attempt_at = null, leased_until = null, rate_reserved = false, updated_at = now()
+         set status = 'cancelled', next_attempt_at = null, rate_reserved = false, updated_at = now()
         from acked a
        where d.organization_id = ${organizationId} and d.event_id = a.id and d.status in ('pending', 'failed')
       returning 1
@@ -38,7 +38,7 @@ export async function ackEvents (sql: Sql, organizationId: string, ids: string[]
       returning id
     ), cancelled as (
       update deliveries d
-         set status = 'cancelled', next_attempt_at = null, leased_until = null, rate_reserved = false, updated_at = now()
+         set status = 'cancelled', next_attempt_at = null, rate_reserved = false, updated_at = now()
         from acked a
        where d.organization_id = ${organizationId} and d.event_id = a.id and d.status in ('pending', 'failed')
       returning 1

@@ -6,9 +6,10 @@
  *   S2  endpoints   their endpoint rows, locked FOR NO KEY UPDATE SKIP LOCKED: one claimer per endpoint
  *                   at a time across all nodes, so the flow state below is read and written atomically;
  *                   candidates of an endpoint another claimer holds are left for later
- *   S3  leases      the live leases of each locked endpoint (max_concurrency across nodes) — a statement
- *                   of its own, so its snapshot is taken after S2's locks and sees every lease committed
- *                   by a claimer that held the lock before
+ *   S3  leases      the live leases other threads hold on each locked endpoint (max_concurrency across
+ *                   nodes; the claimer knows its own in-flight attempts exactly and adds them) — a
+ *                   statement of its own, so its snapshot is taken after S2's locks and sees every lease
+ *                   committed by a claimer that held the lock before
  *   plan            a pure function of the above (src/delivery/flow.ts): per candidate lease now, defer
  *                   to a time (rate limit, throttle, breaker), hold (endpoint paused or disabled), or
  *                   leave due; per endpoint its new rate-limit state and breaker probe
@@ -47,7 +48,7 @@ export interface EndpointFlow {
   readonly throttled_until: number | null
   readonly breaker_until: number | null
   readonly consecutive_failures: number
-  /** Live leases of the endpoint on every node (S3). */
+  /** Live leases of the endpoint held by other delivery threads, on any node (S3); the claimer adds its own. */
   leased: number
 }
 
@@ -127,6 +128,8 @@ interface EndpointRowRaw extends Omit<EndpointFlow, 'rate_tat' | 'throttled_unti
 }
 
 export interface ClaimOptions {
+  /** This delivery thread's lease holder id. */
+  readonly holder: string
   /** Most candidates to look at (the planner starts at most as many as the thread has free slots). */
   readonly candidates: number
   readonly leaseMs: number
@@ -176,7 +179,7 @@ export async function claimDeliveries (sql: Sql, o: ClaimOptions, planner: Plann
           from deliveries d
           join unnest(${tx.array(epOrgs)}::uuid[], ${tx.array(epIds)}::uuid[]) as t(organization_id, id)
             on d.organization_id = t.organization_id and d.endpoint_id = t.id
-         where d.leased_until > now()
+         where d.leased_until > now() and d.leased_by is distinct from ${o.holder}::uuid
          group by d.endpoint_id`,
     ])
     const endpoints = new Map<string, EndpointFlow>()
@@ -232,6 +235,7 @@ export async function claimDeliveries (sql: Sql, o: ClaimOptions, planner: Plann
              next_attempt_at = case r.action when 'L' then now() + ${o.leaseMs} * interval '1 millisecond'
                                              when 'D' then to_timestamp(r.at_ms / 1000.0) end,
              leased_until = case when r.action = 'L' then now() + ${o.leaseMs} * interval '1 millisecond' end,
+             leased_by = case when r.action = 'L' then ${o.holder}::uuid end,
              rate_reserved = r.reserved
         from unnest(${tx.array(orgs)}::uuid[], ${tx.array(events)}::uuid[], ${tx.array(eps)}::uuid[],
                     ${tx.array(actions)}::text[], ${tx.array(ats)}::float8[], ${tx.array(reserved)}::bool[])

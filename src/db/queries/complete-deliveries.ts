@@ -11,7 +11,7 @@
  *
  * Every delivery write is guarded `attempts = <attempts at claim> AND status IN ('pending', 'failed')`:
  *   - an ack or an endpoint deletion (status 'cancelled') that lands while an attempt is in flight wins:
- *     the result is dropped (its attempt is still logged: it happened);
+ *     the result is dropped, only the lease is released (its attempt is still logged: it happened);
  *   - a worker whose lease expired while its attempt hung cannot overwrite the newer attempt another
  *     worker claimed meanwhile (that claim incremented attempts).
  */
@@ -185,23 +185,27 @@ function completeDeliveries (tx: TransactionSql, batch: readonly Completion[]) {
     errors[i] = c.lastError
     started[i] = c.startedAt
   }
+  // A delivery cancelled while its attempt was in flight (an ack, its endpoint deleted) keeps its
+  // cancelled state: only its lease is released.
   return tx<{ event_id: string }[]>`
     update deliveries d
-       set status = r.status,
-           next_attempt_at = case when r.status = 'failed' then now() + r.delay_ms * interval '1 millisecond' end,
+       set status = case when (d.status in ('pending', 'failed')) then r.status else d.status end,
+           next_attempt_at = case when not (d.status in ('pending', 'failed')) then d.next_attempt_at
+                                  when r.status = 'failed' then now() + r.delay_ms * interval '1 millisecond' end,
            leased_until = null,
+           leased_by = null,
            rate_reserved = false,
-           response_status = r.response_status,
-           last_error = case when r.status = 'delivered' then null else r.last_error end,
-           last_attempt_at = to_timestamp(r.started_ms / 1000.0),
-           delivered_at = case when r.status = 'delivered' then now() else d.delivered_at end,
-           updated_at = now()
+           response_status = case when (d.status in ('pending', 'failed')) then r.response_status else d.response_status end,
+           last_error = case when not (d.status in ('pending', 'failed')) then d.last_error when r.status = 'delivered' then null else r.last_error end,
+           last_attempt_at = case when (d.status in ('pending', 'failed')) then to_timestamp(r.started_ms / 1000.0) else d.last_attempt_at end,
+           delivered_at = case when (d.status in ('pending', 'failed')) and r.status = 'delivered' then now() else d.delivered_at end,
+           updated_at = case when (d.status in ('pending', 'failed')) then now() else d.updated_at end
       from unnest(${tx.array(orgs)}::uuid[], ${tx.array(events)}::uuid[], ${tx.array(eps)}::uuid[], ${tx.array(attempts)}::int[],
                   ${tx.array(statuses)}::text[], ${tx.array(delays)}::int[], ${tx.array(codes)}::int[],
                   ${tx.array(errors)}::text[], ${tx.array(started)}::float8[])
            as r(organization_id, event_id, endpoint_id, attempts, status, delay_ms, response_status, last_error, started_ms)
      where d.organization_id = r.organization_id and d.event_id = r.event_id and d.endpoint_id = r.endpoint_id
-       and d.attempts = r.attempts and d.status in ('pending', 'failed')
+       and d.attempts = r.attempts and (d.status in ('pending', 'failed') or d.leased_until is not null)
     returning d.event_id`
 }
 
@@ -210,6 +214,16 @@ function refreshEvents (tx: TransactionSql, batch: readonly Completion[]) {
   const events = new Array<string>(batch.length)
   for (let i = 0; i < batch.length; i++) { orgs[i] = batch[i]!.organizationId; events[i] = batch[i]!.eventId }
   return tx`select triggers_refresh_events(${tx.array(orgs)}::uuid[], ${tx.array(events)}::uuid[])`
+}
+
+/**
+ * The attempt log's `error`: the cause when no response arrived (timeout, network_error, blocked).
+ * For a response it is null, or why a 3xx failed: last_error carries the start of the body, which in
+ * the log is the excerpt, and a copy in `error` would outlive ATTEMPT_BODY_RETENTION_DAYS.
+ */
+function attemptError (c: Completion): string | null {
+  if (c.responseStatus === null) return c.lastError
+  return c.responseStatus >= 300 && c.responseStatus < 400 ? 'redirects are not followed' : null
 }
 
 function insertAttempts (tx: TransactionSql, batch: readonly Completion[]) {
@@ -238,7 +252,7 @@ function insertAttempts (tx: TransactionSql, batch: readonly Completion[]) {
     cols.headers[i] = c.responseHeaders
     cols.body[i] = c.responseBody
     cols.truncated[i] = c.responseBodyTruncated
-    cols.error[i] = c.lastError
+    cols.error[i] = attemptError(c)
     cols.next[i] = c.status === 'failed' ? Math.max(0, Math.round(c.delayMs)) : null
   }
   return tx`
@@ -278,6 +292,7 @@ function releaseDeliveries (tx: TransactionSql, batch: readonly Release[]) {
        set series_attempt = greatest(d.series_attempt - 1, 0),
            next_attempt_at = now(),
            leased_until = null,
+           leased_by = null,
            last_error = coalesce(r.last_error, d.last_error),
            updated_at = now()
       from unnest(${tx.array(orgs)}::uuid[], ${tx.array(events)}::uuid[], ${tx.array(eps)}::uuid[], ${tx.array(attempts)}::int[],

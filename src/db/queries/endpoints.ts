@@ -244,7 +244,7 @@ export async function deleteEndpoint (sql: Sql, orgId: string, id: string): Prom
       returning is_default, signing_secret, previous_signing_secret, previous_secret_expires_at`
     if (gone === undefined) return false
     const cancelled = await tx<{ event_id: string }[]>`
-      update deliveries set status = 'cancelled', next_attempt_at = null, leased_until = null, rate_reserved = false, updated_at = now()
+      update deliveries set status = 'cancelled', next_attempt_at = null, rate_reserved = false, updated_at = now()
        where organization_id = ${orgId} and endpoint_id = ${id} and status in ('pending', 'failed')
       returning event_id`
     if (cancelled.length > 0) {
