@@ -23,7 +23,8 @@ const {
   asDateTime,
   asDate,
   asTime,
-  asUnsafeString
+  asUnsafeString,
+  asPlainStringArray
 } = serializer
 
 const asInteger = serializer.asInteger.bind(serializer)
@@ -40,9 +41,10 @@ const asInteger = serializer.asInteger.bind(serializer)
     const JSON_STR_EMPTY_ARRAY = JSON_STR_BEGIN_ARRAY + JSON_STR_END_ARRAY
     const JSON_STR_EMPTY_STRING = JSON_STR_QUOTE + JSON_STR_QUOTE
     const JSON_STR_NULL = 'null'
+    
   
     
-      // #/properties/details
+      // "#/properties/details"
       function anonymous1 (input) {
         const obj = (input && typeof input.toJSON === 'function')
     ? input.toJSON()
@@ -51,26 +53,25 @@ const asInteger = serializer.asInteger.bind(serializer)
         if (obj === null) return JSON_STR_EMPTY_OBJECT
         let json = ''
 
-        json += JSON_STR_BEGIN_OBJECT
-let addComma_5 = false
+        let addComma_5 = false
 
     for (const key of Object.keys(obj)) {
-      if (
-        
-        obj[key] === undefined ||
-        typeof obj[key] === 'function' ||
-        typeof obj[key] === 'symbol'
-      ) continue
+      
       const value = obj[key]
+      if (
+        value === undefined ||
+        typeof value === 'function' ||
+        typeof value === 'symbol'
+      ) continue
   
-        !addComma_5 && (addComma_5 = true) || (json += JSON_STR_COMMA)
+        json += addComma_5 ? JSON_STR_COMMA : ((addComma_5 = true), JSON_STR_BEGIN_OBJECT)
         json += asString(key) + JSON_STR_COLONS
         
         if (typeof value !== 'string') {
           if (value === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value instanceof Date) {
-            json += JSON_STR_QUOTE + value.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value)
           } else if (value instanceof RegExp) {
             json += asString(value.source)
           } else {
@@ -82,14 +83,14 @@ let addComma_5 = false
         
       
     }
-  
-    json += JSON_STR_END_OBJECT
-  
-        return json
+  if (!addComma_5) json += JSON_STR_BEGIN_OBJECT
+
+return json + JSON_STR_END_OBJECT
+
       }
     
 
-      // #/properties/results/items
+      // "#/properties/results/items"
       function anonymous3 (input) {
         const obj = (input && typeof input.toJSON === 'function')
     ? input.toJSON()
@@ -98,36 +99,35 @@ let addComma_5 = false
         if (obj === null) return JSON_STR_EMPTY_OBJECT
         let json = ''
 
-        json += JSON_STR_BEGIN_OBJECT
-let addComma_14 = false
+        let addComma_14 = false
 
     for (const key of Object.keys(obj)) {
-      if (
-        
-        obj[key] === undefined ||
-        typeof obj[key] === 'function' ||
-        typeof obj[key] === 'symbol'
-      ) continue
+      
       const value = obj[key]
+      if (
+        value === undefined ||
+        typeof value === 'function' ||
+        typeof value === 'symbol'
+      ) continue
   
-        !addComma_14 && (addComma_14 = true) || (json += JSON_STR_COMMA)
+        json += addComma_14 ? JSON_STR_COMMA : ((addComma_14 = true), JSON_STR_BEGIN_OBJECT)
         json += asString(key) + JSON_STR_COLONS + JSON.stringify(value)
       
     }
-  
-    json += JSON_STR_END_OBJECT
-  
-        return json
+  if (!addComma_14) json += JSON_STR_BEGIN_OBJECT
+
+return json + JSON_STR_END_OBJECT
+
       }
     
 
     function anonymous2 (obj) {
-      // #/properties/results
+      // "#/properties/results"
       let json = ''
   
     if (obj === null) return JSON_STR_EMPTY_ARRAY
     if (!Array.isArray(obj)) {
-      throw new TypeError(`The value of '#/properties/results' does not match schema definition.`)
+      throw new TypeError("The value of '#/properties/results' does not match schema definition.")
     }
     const arrayLength = obj.length
   
@@ -145,7 +145,7 @@ let addComma_14 = false
       return json + JSON_STR_END_ARRAY
     }
 
-      // #
+      // "#"
       function anonymous0 (input) {
         const obj = (input && typeof input.toJSON === 'function')
     ? input.toJSON()
@@ -154,18 +154,16 @@ let addComma_14 = false
         if (obj === null) return JSON_STR_EMPTY_OBJECT
         let json = ''
 
-        json += JSON_STR_BEGIN_OBJECT
-
+        
       const value_error_1 = obj["error"]
       if (value_error_1 !== undefined) {
-        
-        json += "\"error\":"
+        json += "{\"error\":"
         
         if (typeof value_error_1 !== 'string') {
           if (value_error_1 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_error_1 instanceof Date) {
-            json += JSON_STR_QUOTE + value_error_1.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_error_1)
           } else if (value_error_1 instanceof RegExp) {
             json += asString(value_error_1.source)
           } else {
@@ -181,14 +179,13 @@ let addComma_14 = false
       
       const value_code_2 = obj["code"]
       if (value_code_2 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"code\":"
+        json += ",\"code\":"
         
         if (typeof value_code_2 !== 'string') {
           if (value_code_2 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_code_2 instanceof Date) {
-            json += JSON_STR_QUOTE + value_code_2.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_code_2)
           } else if (value_code_2 instanceof RegExp) {
             json += asString(value_code_2.source)
           } else {
@@ -204,14 +201,13 @@ let addComma_14 = false
       
       const value_field_3 = obj["field"]
       if (value_field_3 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"field\":"
+        json += ",\"field\":"
         
         if (typeof value_field_3 !== 'string') {
           if (value_field_3 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_field_3 instanceof Date) {
-            json += JSON_STR_QUOTE + value_field_3.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_field_3)
           } else if (value_field_3 instanceof RegExp) {
             json += asString(value_field_3.source)
           } else {
@@ -225,35 +221,31 @@ let addComma_14 = false
 
       const value_details_4 = obj["details"]
       if (value_details_4 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"details\":"
+        json += ",\"details\":"
         json += anonymous1(value_details_4)
       }
 
       const value_size_6 = obj["size"]
       if (value_size_6 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"size\":"
+        json += ",\"size\":"
         json += asInteger(value_size_6)
       }
 
       const value_limit_7 = obj["limit"]
       if (value_limit_7 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"limit\":"
+        json += ",\"limit\":"
         json += asInteger(value_limit_7)
       }
 
       const value_window_8 = obj["window"]
       if (value_window_8 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"window\":"
+        json += ",\"window\":"
         
         if (typeof value_window_8 !== 'string') {
           if (value_window_8 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_window_8 instanceof Date) {
-            json += JSON_STR_QUOTE + value_window_8.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_window_8)
           } else if (value_window_8 instanceof RegExp) {
             json += asString(value_window_8.source)
           } else {
@@ -267,21 +259,19 @@ let addComma_14 = false
 
       const value_retry_after_9 = obj["retry_after"]
       if (value_retry_after_9 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"retry_after\":"
+        json += ",\"retry_after\":"
         json += asInteger(value_retry_after_9)
       }
 
       const value_dedup_id_10 = obj["dedup_id"]
       if (value_dedup_id_10 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"dedup_id\":"
+        json += ",\"dedup_id\":"
         
         if (typeof value_dedup_id_10 !== 'string') {
           if (value_dedup_id_10 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_dedup_id_10 instanceof Date) {
-            json += JSON_STR_QUOTE + value_dedup_id_10.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_dedup_id_10)
           } else if (value_dedup_id_10 instanceof RegExp) {
             json += asString(value_dedup_id_10.source)
           } else {
@@ -295,14 +285,13 @@ let addComma_14 = false
 
       const value_event_id_11 = obj["event_id"]
       if (value_event_id_11 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"event_id\":"
+        json += ",\"event_id\":"
         
         if (typeof value_event_id_11 !== 'string') {
           if (value_event_id_11 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_event_id_11 instanceof Date) {
-            json += JSON_STR_QUOTE + value_event_id_11.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_event_id_11)
           } else if (value_event_id_11 instanceof RegExp) {
             json += asString(value_event_id_11.source)
           } else {
@@ -316,21 +305,18 @@ let addComma_14 = false
 
       const value_max_events_12 = obj["max_events"]
       if (value_max_events_12 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"max_events\":"
+        json += ",\"max_events\":"
         json += asInteger(value_max_events_12)
       }
 
       const value_results_13 = obj["results"]
       if (value_results_13 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"results\":"
+        json += ",\"results\":"
         json += anonymous2(value_results_13)
       }
 
-    json += JSON_STR_END_OBJECT
-  
-        return json
+return json + JSON_STR_END_OBJECT
+
       }
     
     const main = anonymous0
@@ -362,7 +348,8 @@ const {
   asDateTime,
   asDate,
   asTime,
-  asUnsafeString
+  asUnsafeString,
+  asPlainStringArray
 } = serializer
 
 const asInteger = serializer.asInteger.bind(serializer)
@@ -379,9 +366,10 @@ const asInteger = serializer.asInteger.bind(serializer)
     const JSON_STR_EMPTY_ARRAY = JSON_STR_BEGIN_ARRAY + JSON_STR_END_ARRAY
     const JSON_STR_EMPTY_STRING = JSON_STR_QUOTE + JSON_STR_QUOTE
     const JSON_STR_NULL = 'null'
+    
   
     
-      // #
+      // "#"
       function anonymous0 (input) {
         const obj = (input && typeof input.toJSON === 'function')
     ? input.toJSON()
@@ -390,18 +378,16 @@ const asInteger = serializer.asInteger.bind(serializer)
         if (obj === null) return JSON_STR_EMPTY_OBJECT
         let json = ''
 
-        json += JSON_STR_BEGIN_OBJECT
-
+        
       const value_id_1 = obj["id"]
       if (value_id_1 !== undefined) {
-        
-        json += "\"id\":"
+        json += "{\"id\":"
         
         if (typeof value_id_1 !== 'string') {
           if (value_id_1 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_id_1 instanceof Date) {
-            json += JSON_STR_QUOTE + value_id_1.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_id_1)
           } else if (value_id_1 instanceof RegExp) {
             json += asString(value_id_1.source)
           } else {
@@ -417,14 +403,13 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_type_2 = obj["type"]
       if (value_type_2 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"type\":"
+        json += ",\"type\":"
         
         if (typeof value_type_2 !== 'string') {
           if (value_type_2 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_type_2 instanceof Date) {
-            json += JSON_STR_QUOTE + value_type_2.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_type_2)
           } else if (value_type_2 instanceof RegExp) {
             json += asString(value_type_2.source)
           } else {
@@ -440,8 +425,7 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_dedup_id_3 = obj["dedup_id"]
       if (value_dedup_id_3 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"dedup_id\":"
+        json += ",\"dedup_id\":"
         
           if (value_dedup_id_3 === null) {
             json += JSON_STR_NULL
@@ -463,7 +447,7 @@ const asInteger = serializer.asInteger.bind(serializer)
           if (value_dedup_id_3 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_dedup_id_3 instanceof Date) {
-            json += JSON_STR_QUOTE + value_dedup_id_3.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_dedup_id_3)
           } else if (value_dedup_id_3 instanceof RegExp) {
             json += asString(value_dedup_id_3.source)
           } else {
@@ -475,7 +459,7 @@ const asInteger = serializer.asInteger.bind(serializer)
         
           }
         
-    else throw new TypeError(`The value of '#/properties/dedup_id' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/dedup_id' does not match schema definition.")
   
       } else {
         throw new Error('"dedup_id" is required!')
@@ -483,14 +467,13 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_status_4 = obj["status"]
       if (value_status_4 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"status\":"
+        json += ",\"status\":"
         
         if (typeof value_status_4 !== 'string') {
           if (value_status_4 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_status_4 instanceof Date) {
-            json += JSON_STR_QUOTE + value_status_4.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_status_4)
           } else if (value_status_4 instanceof RegExp) {
             json += asString(value_status_4.source)
           } else {
@@ -506,16 +489,14 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_created_at_5 = obj["created_at"]
       if (value_created_at_5 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"created_at\":"
+        json += ",\"created_at\":"
         json += asDateTime(value_created_at_5)
       } else {
         throw new Error('"created_at" is required!')
       }
       
-    json += JSON_STR_END_OBJECT
-  
-        return json
+return json + JSON_STR_END_OBJECT
+
       }
     
     const main = anonymous0
@@ -547,7 +528,8 @@ const {
   asDateTime,
   asDate,
   asTime,
-  asUnsafeString
+  asUnsafeString,
+  asPlainStringArray
 } = serializer
 
 const asInteger = serializer.asInteger.bind(serializer)
@@ -564,9 +546,10 @@ const asInteger = serializer.asInteger.bind(serializer)
     const JSON_STR_EMPTY_ARRAY = JSON_STR_BEGIN_ARRAY + JSON_STR_END_ARRAY
     const JSON_STR_EMPTY_STRING = JSON_STR_QUOTE + JSON_STR_QUOTE
     const JSON_STR_NULL = 'null'
+    
   
     
-      // #
+      // "#"
       function anonymous0 (input) {
         const obj = (input && typeof input.toJSON === 'function')
     ? input.toJSON()
@@ -575,18 +558,16 @@ const asInteger = serializer.asInteger.bind(serializer)
         if (obj === null) return JSON_STR_EMPTY_OBJECT
         let json = ''
 
-        json += JSON_STR_BEGIN_OBJECT
-
+        
       const value_api_key_1 = obj["api_key"]
       if (value_api_key_1 !== undefined) {
-        
-        json += "\"api_key\":"
+        json += "{\"api_key\":"
         
         if (typeof value_api_key_1 !== 'string') {
           if (value_api_key_1 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_api_key_1 instanceof Date) {
-            json += JSON_STR_QUOTE + value_api_key_1.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_api_key_1)
           } else if (value_api_key_1 instanceof RegExp) {
             json += asString(value_api_key_1.source)
           } else {
@@ -602,14 +583,13 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_organization_id_2 = obj["organization_id"]
       if (value_organization_id_2 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"organization_id\":"
+        json += ",\"organization_id\":"
         
         if (typeof value_organization_id_2 !== 'string') {
           if (value_organization_id_2 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_organization_id_2 instanceof Date) {
-            json += JSON_STR_QUOTE + value_organization_id_2.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_organization_id_2)
           } else if (value_organization_id_2 instanceof RegExp) {
             json += asString(value_organization_id_2.source)
           } else {
@@ -625,14 +605,13 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_organization_name_3 = obj["organization_name"]
       if (value_organization_name_3 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"organization_name\":"
+        json += ",\"organization_name\":"
         
         if (typeof value_organization_name_3 !== 'string') {
           if (value_organization_name_3 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_organization_name_3 instanceof Date) {
-            json += JSON_STR_QUOTE + value_organization_name_3.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_organization_name_3)
           } else if (value_organization_name_3 instanceof RegExp) {
             json += asString(value_organization_name_3.source)
           } else {
@@ -648,14 +627,13 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_tier_4 = obj["tier"]
       if (value_tier_4 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"tier\":"
+        json += ",\"tier\":"
         
         if (typeof value_tier_4 !== 'string') {
           if (value_tier_4 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_tier_4 instanceof Date) {
-            json += JSON_STR_QUOTE + value_tier_4.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_tier_4)
           } else if (value_tier_4 instanceof RegExp) {
             json += asString(value_tier_4.source)
           } else {
@@ -671,8 +649,7 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_rate_limit_per_minute_5 = obj["rate_limit_per_minute"]
       if (value_rate_limit_per_minute_5 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"rate_limit_per_minute\":"
+        json += ",\"rate_limit_per_minute\":"
         json += asInteger(value_rate_limit_per_minute_5)
       } else {
         throw new Error('"rate_limit_per_minute" is required!')
@@ -680,8 +657,7 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_created_at_6 = obj["created_at"]
       if (value_created_at_6 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"created_at\":"
+        json += ",\"created_at\":"
         json += asDateTime(value_created_at_6)
       } else {
         throw new Error('"created_at" is required!')
@@ -689,14 +665,13 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_message_7 = obj["message"]
       if (value_message_7 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"message\":"
+        json += ",\"message\":"
         
         if (typeof value_message_7 !== 'string') {
           if (value_message_7 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_message_7 instanceof Date) {
-            json += JSON_STR_QUOTE + value_message_7.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_message_7)
           } else if (value_message_7 instanceof RegExp) {
             json += asString(value_message_7.source)
           } else {
@@ -710,9 +685,8 @@ const asInteger = serializer.asInteger.bind(serializer)
         throw new Error('"message" is required!')
       }
       
-    json += JSON_STR_END_OBJECT
-  
-        return json
+return json + JSON_STR_END_OBJECT
+
       }
     
     const main = anonymous0
@@ -744,7 +718,8 @@ const {
   asDateTime,
   asDate,
   asTime,
-  asUnsafeString
+  asUnsafeString,
+  asPlainStringArray
 } = serializer
 
 const asInteger = serializer.asInteger.bind(serializer)
@@ -761,9 +736,10 @@ const asInteger = serializer.asInteger.bind(serializer)
     const JSON_STR_EMPTY_ARRAY = JSON_STR_BEGIN_ARRAY + JSON_STR_END_ARRAY
     const JSON_STR_EMPTY_STRING = JSON_STR_QUOTE + JSON_STR_QUOTE
     const JSON_STR_NULL = 'null'
+    
   
     
-      // #
+      // "#"
       function anonymous0 (input) {
         const obj = (input && typeof input.toJSON === 'function')
     ? input.toJSON()
@@ -772,18 +748,16 @@ const asInteger = serializer.asInteger.bind(serializer)
         if (obj === null) return JSON_STR_EMPTY_OBJECT
         let json = ''
 
-        json += JSON_STR_BEGIN_OBJECT
-
+        
       const value_organization_id_1 = obj["organization_id"]
       if (value_organization_id_1 !== undefined) {
-        
-        json += "\"organization_id\":"
+        json += "{\"organization_id\":"
         
         if (typeof value_organization_id_1 !== 'string') {
           if (value_organization_id_1 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_organization_id_1 instanceof Date) {
-            json += JSON_STR_QUOTE + value_organization_id_1.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_organization_id_1)
           } else if (value_organization_id_1 instanceof RegExp) {
             json += asString(value_organization_id_1.source)
           } else {
@@ -799,14 +773,13 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_organization_name_2 = obj["organization_name"]
       if (value_organization_name_2 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"organization_name\":"
+        json += ",\"organization_name\":"
         
         if (typeof value_organization_name_2 !== 'string') {
           if (value_organization_name_2 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_organization_name_2 instanceof Date) {
-            json += JSON_STR_QUOTE + value_organization_name_2.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_organization_name_2)
           } else if (value_organization_name_2 instanceof RegExp) {
             json += asString(value_organization_name_2.source)
           } else {
@@ -822,14 +795,13 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_tier_3 = obj["tier"]
       if (value_tier_3 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"tier\":"
+        json += ",\"tier\":"
         
         if (typeof value_tier_3 !== 'string') {
           if (value_tier_3 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_tier_3 instanceof Date) {
-            json += JSON_STR_QUOTE + value_tier_3.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_tier_3)
           } else if (value_tier_3 instanceof RegExp) {
             json += asString(value_tier_3.source)
           } else {
@@ -845,8 +817,7 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_rate_limit_per_minute_4 = obj["rate_limit_per_minute"]
       if (value_rate_limit_per_minute_4 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"rate_limit_per_minute\":"
+        json += ",\"rate_limit_per_minute\":"
         json += asInteger(value_rate_limit_per_minute_4)
       } else {
         throw new Error('"rate_limit_per_minute" is required!')
@@ -854,8 +825,7 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_webhook_url_5 = obj["webhook_url"]
       if (value_webhook_url_5 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"webhook_url\":"
+        json += ",\"webhook_url\":"
         
           if (value_webhook_url_5 === null) {
             json += JSON_STR_NULL
@@ -877,7 +847,7 @@ const asInteger = serializer.asInteger.bind(serializer)
           if (value_webhook_url_5 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_webhook_url_5 instanceof Date) {
-            json += JSON_STR_QUOTE + value_webhook_url_5.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_webhook_url_5)
           } else if (value_webhook_url_5 instanceof RegExp) {
             json += asString(value_webhook_url_5.source)
           } else {
@@ -889,7 +859,7 @@ const asInteger = serializer.asInteger.bind(serializer)
         
           }
         
-    else throw new TypeError(`The value of '#/properties/webhook_url' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/webhook_url' does not match schema definition.")
   
       } else {
         throw new Error('"webhook_url" is required!')
@@ -897,8 +867,7 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_endpoints_count_6 = obj["endpoints_count"]
       if (value_endpoints_count_6 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"endpoints_count\":"
+        json += ",\"endpoints_count\":"
         json += asInteger(value_endpoints_count_6)
       } else {
         throw new Error('"endpoints_count" is required!')
@@ -906,8 +875,7 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_created_at_7 = obj["created_at"]
       if (value_created_at_7 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"created_at\":"
+        json += ",\"created_at\":"
         json += asDateTime(value_created_at_7)
       } else {
         throw new Error('"created_at" is required!')
@@ -915,16 +883,14 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_updated_at_8 = obj["updated_at"]
       if (value_updated_at_8 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"updated_at\":"
+        json += ",\"updated_at\":"
         json += asDateTime(value_updated_at_8)
       } else {
         throw new Error('"updated_at" is required!')
       }
       
-    json += JSON_STR_END_OBJECT
-  
-        return json
+return json + JSON_STR_END_OBJECT
+
       }
     
     const main = anonymous0
@@ -956,7 +922,8 @@ const {
   asDateTime,
   asDate,
   asTime,
-  asUnsafeString
+  asUnsafeString,
+  asPlainStringArray
 } = serializer
 
 const asInteger = serializer.asInteger.bind(serializer)
@@ -973,9 +940,10 @@ const asInteger = serializer.asInteger.bind(serializer)
     const JSON_STR_EMPTY_ARRAY = JSON_STR_BEGIN_ARRAY + JSON_STR_END_ARRAY
     const JSON_STR_EMPTY_STRING = JSON_STR_QUOTE + JSON_STR_QUOTE
     const JSON_STR_NULL = 'null'
+    
   
     
-      // #
+      // "#"
       function anonymous0 (input) {
         const obj = (input && typeof input.toJSON === 'function')
     ? input.toJSON()
@@ -984,18 +952,16 @@ const asInteger = serializer.asInteger.bind(serializer)
         if (obj === null) return JSON_STR_EMPTY_OBJECT
         let json = ''
 
-        json += JSON_STR_BEGIN_OBJECT
-
+        
       const value_api_key_1 = obj["api_key"]
       if (value_api_key_1 !== undefined) {
-        
-        json += "\"api_key\":"
+        json += "{\"api_key\":"
         
         if (typeof value_api_key_1 !== 'string') {
           if (value_api_key_1 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_api_key_1 instanceof Date) {
-            json += JSON_STR_QUOTE + value_api_key_1.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_api_key_1)
           } else if (value_api_key_1 instanceof RegExp) {
             json += asString(value_api_key_1.source)
           } else {
@@ -1011,8 +977,7 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_rotated_at_2 = obj["rotated_at"]
       if (value_rotated_at_2 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"rotated_at\":"
+        json += ",\"rotated_at\":"
         json += asDateTime(value_rotated_at_2)
       } else {
         throw new Error('"rotated_at" is required!')
@@ -1020,14 +985,13 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_message_3 = obj["message"]
       if (value_message_3 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"message\":"
+        json += ",\"message\":"
         
         if (typeof value_message_3 !== 'string') {
           if (value_message_3 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_message_3 instanceof Date) {
-            json += JSON_STR_QUOTE + value_message_3.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_message_3)
           } else if (value_message_3 instanceof RegExp) {
             json += asString(value_message_3.source)
           } else {
@@ -1041,9 +1005,8 @@ const asInteger = serializer.asInteger.bind(serializer)
         throw new Error('"message" is required!')
       }
       
-    json += JSON_STR_END_OBJECT
-  
-        return json
+return json + JSON_STR_END_OBJECT
+
       }
     
     const main = anonymous0
@@ -1075,7 +1038,8 @@ const {
   asDateTime,
   asDate,
   asTime,
-  asUnsafeString
+  asUnsafeString,
+  asPlainStringArray
 } = serializer
 
 const asInteger = serializer.asInteger.bind(serializer)
@@ -1092,9 +1056,10 @@ const asInteger = serializer.asInteger.bind(serializer)
     const JSON_STR_EMPTY_ARRAY = JSON_STR_BEGIN_ARRAY + JSON_STR_END_ARRAY
     const JSON_STR_EMPTY_STRING = JSON_STR_QUOTE + JSON_STR_QUOTE
     const JSON_STR_NULL = 'null'
+    
   
     
-      // #
+      // "#"
       function anonymous0 (input) {
         const obj = (input && typeof input.toJSON === 'function')
     ? input.toJSON()
@@ -1103,18 +1068,16 @@ const asInteger = serializer.asInteger.bind(serializer)
         if (obj === null) return JSON_STR_EMPTY_OBJECT
         let json = ''
 
-        json += JSON_STR_BEGIN_OBJECT
-
+        
       const value_message_1 = obj["message"]
       if (value_message_1 !== undefined) {
-        
-        json += "\"message\":"
+        json += "{\"message\":"
         
         if (typeof value_message_1 !== 'string') {
           if (value_message_1 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_message_1 instanceof Date) {
-            json += JSON_STR_QUOTE + value_message_1.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_message_1)
           } else if (value_message_1 instanceof RegExp) {
             json += asString(value_message_1.source)
           } else {
@@ -1130,14 +1093,13 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_webhook_url_2 = obj["webhook_url"]
       if (value_webhook_url_2 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"webhook_url\":"
+        json += ",\"webhook_url\":"
         
         if (typeof value_webhook_url_2 !== 'string') {
           if (value_webhook_url_2 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_webhook_url_2 instanceof Date) {
-            json += JSON_STR_QUOTE + value_webhook_url_2.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_webhook_url_2)
           } else if (value_webhook_url_2 instanceof RegExp) {
             json += asString(value_webhook_url_2.source)
           } else {
@@ -1153,14 +1115,13 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_signing_secret_3 = obj["signing_secret"]
       if (value_signing_secret_3 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"signing_secret\":"
+        json += ",\"signing_secret\":"
         
         if (typeof value_signing_secret_3 !== 'string') {
           if (value_signing_secret_3 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_signing_secret_3 instanceof Date) {
-            json += JSON_STR_QUOTE + value_signing_secret_3.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_signing_secret_3)
           } else if (value_signing_secret_3 instanceof RegExp) {
             json += asString(value_signing_secret_3.source)
           } else {
@@ -1176,14 +1137,13 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_endpoint_id_4 = obj["endpoint_id"]
       if (value_endpoint_id_4 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"endpoint_id\":"
+        json += ",\"endpoint_id\":"
         
         if (typeof value_endpoint_id_4 !== 'string') {
           if (value_endpoint_id_4 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_endpoint_id_4 instanceof Date) {
-            json += JSON_STR_QUOTE + value_endpoint_id_4.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_endpoint_id_4)
           } else if (value_endpoint_id_4 instanceof RegExp) {
             json += asString(value_endpoint_id_4.source)
           } else {
@@ -1197,9 +1157,8 @@ const asInteger = serializer.asInteger.bind(serializer)
         throw new Error('"endpoint_id" is required!')
       }
       
-    json += JSON_STR_END_OBJECT
-  
-        return json
+return json + JSON_STR_END_OBJECT
+
       }
     
     const main = anonymous0
@@ -1231,7 +1190,8 @@ const {
   asDateTime,
   asDate,
   asTime,
-  asUnsafeString
+  asUnsafeString,
+  asPlainStringArray
 } = serializer
 
 const asInteger = serializer.asInteger.bind(serializer)
@@ -1248,9 +1208,10 @@ const asInteger = serializer.asInteger.bind(serializer)
     const JSON_STR_EMPTY_ARRAY = JSON_STR_BEGIN_ARRAY + JSON_STR_END_ARRAY
     const JSON_STR_EMPTY_STRING = JSON_STR_QUOTE + JSON_STR_QUOTE
     const JSON_STR_NULL = 'null'
+    
   
     
-      // #
+      // "#"
       function anonymous0 (input) {
         const obj = (input && typeof input.toJSON === 'function')
     ? input.toJSON()
@@ -1259,18 +1220,16 @@ const asInteger = serializer.asInteger.bind(serializer)
         if (obj === null) return JSON_STR_EMPTY_OBJECT
         let json = ''
 
-        json += JSON_STR_BEGIN_OBJECT
-
+        
       const value_signing_secret_1 = obj["signing_secret"]
       if (value_signing_secret_1 !== undefined) {
-        
-        json += "\"signing_secret\":"
+        json += "{\"signing_secret\":"
         
         if (typeof value_signing_secret_1 !== 'string') {
           if (value_signing_secret_1 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_signing_secret_1 instanceof Date) {
-            json += JSON_STR_QUOTE + value_signing_secret_1.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_signing_secret_1)
           } else if (value_signing_secret_1 instanceof RegExp) {
             json += asString(value_signing_secret_1.source)
           } else {
@@ -1286,8 +1245,7 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_previous_secret_expires_at_2 = obj["previous_secret_expires_at"]
       if (value_previous_secret_expires_at_2 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"previous_secret_expires_at\":"
+        json += ",\"previous_secret_expires_at\":"
         
           if (value_previous_secret_expires_at_2 === null) {
             json += JSON_STR_NULL
@@ -1307,15 +1265,14 @@ const asInteger = serializer.asInteger.bind(serializer)
             json += asDateTime(value_previous_secret_expires_at_2)
           }
         
-    else throw new TypeError(`The value of '#/properties/previous_secret_expires_at' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/previous_secret_expires_at' does not match schema definition.")
   
       } else {
         throw new Error('"previous_secret_expires_at" is required!')
       }
       
-    json += JSON_STR_END_OBJECT
-  
-        return json
+return json + JSON_STR_END_OBJECT
+
       }
     
     const main = anonymous0
@@ -1347,7 +1304,8 @@ const {
   asDateTime,
   asDate,
   asTime,
-  asUnsafeString
+  asUnsafeString,
+  asPlainStringArray
 } = serializer
 
 const asInteger = serializer.asInteger.bind(serializer)
@@ -1364,9 +1322,10 @@ const asInteger = serializer.asInteger.bind(serializer)
     const JSON_STR_EMPTY_ARRAY = JSON_STR_BEGIN_ARRAY + JSON_STR_END_ARRAY
     const JSON_STR_EMPTY_STRING = JSON_STR_QUOTE + JSON_STR_QUOTE
     const JSON_STR_NULL = 'null'
+    
   
     
-      // #/properties/deliveries/items
+      // "#/properties/deliveries/items"
       function anonymous2 (input) {
         const obj = (input && typeof input.toJSON === 'function')
     ? input.toJSON()
@@ -1375,18 +1334,16 @@ const asInteger = serializer.asInteger.bind(serializer)
         if (obj === null) return JSON_STR_EMPTY_OBJECT
         let json = ''
 
-        json += JSON_STR_BEGIN_OBJECT
-
+        
       const value_endpoint_id_13 = obj["endpoint_id"]
       if (value_endpoint_id_13 !== undefined) {
-        
-        json += "\"endpoint_id\":"
+        json += "{\"endpoint_id\":"
         
         if (typeof value_endpoint_id_13 !== 'string') {
           if (value_endpoint_id_13 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_endpoint_id_13 instanceof Date) {
-            json += JSON_STR_QUOTE + value_endpoint_id_13.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_endpoint_id_13)
           } else if (value_endpoint_id_13 instanceof RegExp) {
             json += asString(value_endpoint_id_13.source)
           } else {
@@ -1402,14 +1359,13 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_status_14 = obj["status"]
       if (value_status_14 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"status\":"
+        json += ",\"status\":"
         
         if (typeof value_status_14 !== 'string') {
           if (value_status_14 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_status_14 instanceof Date) {
-            json += JSON_STR_QUOTE + value_status_14.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_status_14)
           } else if (value_status_14 instanceof RegExp) {
             json += asString(value_status_14.source)
           } else {
@@ -1425,8 +1381,7 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_attempts_15 = obj["attempts"]
       if (value_attempts_15 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"attempts\":"
+        json += ",\"attempts\":"
         json += asInteger(value_attempts_15)
       } else {
         throw new Error('"attempts" is required!')
@@ -1434,8 +1389,7 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_response_status_16 = obj["response_status"]
       if (value_response_status_16 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"response_status\":"
+        json += ",\"response_status\":"
         
           if (value_response_status_16 === null) {
             json += JSON_STR_NULL
@@ -1445,7 +1399,7 @@ const asInteger = serializer.asInteger.bind(serializer)
             json += asInteger(value_response_status_16)
           }
         
-    else throw new TypeError(`The value of '#/properties/deliveries/items/properties/response_status' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/deliveries/items/properties/response_status' does not match schema definition.")
   
       } else {
         throw new Error('"response_status" is required!')
@@ -1453,8 +1407,7 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_last_error_17 = obj["last_error"]
       if (value_last_error_17 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"last_error\":"
+        json += ",\"last_error\":"
         
           if (value_last_error_17 === null) {
             json += JSON_STR_NULL
@@ -1476,7 +1429,7 @@ const asInteger = serializer.asInteger.bind(serializer)
           if (value_last_error_17 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_last_error_17 instanceof Date) {
-            json += JSON_STR_QUOTE + value_last_error_17.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_last_error_17)
           } else if (value_last_error_17 instanceof RegExp) {
             json += asString(value_last_error_17.source)
           } else {
@@ -1488,7 +1441,7 @@ const asInteger = serializer.asInteger.bind(serializer)
         
           }
         
-    else throw new TypeError(`The value of '#/properties/deliveries/items/properties/last_error' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/deliveries/items/properties/last_error' does not match schema definition.")
   
       } else {
         throw new Error('"last_error" is required!')
@@ -1496,8 +1449,7 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_next_attempt_at_18 = obj["next_attempt_at"]
       if (value_next_attempt_at_18 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"next_attempt_at\":"
+        json += ",\"next_attempt_at\":"
         
           if (value_next_attempt_at_18 === null) {
             json += JSON_STR_NULL
@@ -1517,7 +1469,7 @@ const asInteger = serializer.asInteger.bind(serializer)
             json += asDateTime(value_next_attempt_at_18)
           }
         
-    else throw new TypeError(`The value of '#/properties/deliveries/items/properties/next_attempt_at' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/deliveries/items/properties/next_attempt_at' does not match schema definition.")
   
       } else {
         throw new Error('"next_attempt_at" is required!')
@@ -1525,8 +1477,7 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_delivered_at_19 = obj["delivered_at"]
       if (value_delivered_at_19 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"delivered_at\":"
+        json += ",\"delivered_at\":"
         
           if (value_delivered_at_19 === null) {
             json += JSON_STR_NULL
@@ -1546,25 +1497,24 @@ const asInteger = serializer.asInteger.bind(serializer)
             json += asDateTime(value_delivered_at_19)
           }
         
-    else throw new TypeError(`The value of '#/properties/deliveries/items/properties/delivered_at' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/deliveries/items/properties/delivered_at' does not match schema definition.")
   
       } else {
         throw new Error('"delivered_at" is required!')
       }
       
-    json += JSON_STR_END_OBJECT
-  
-        return json
+return json + JSON_STR_END_OBJECT
+
       }
     
 
     function anonymous1 (obj) {
-      // #/properties/deliveries
+      // "#/properties/deliveries"
       let json = ''
   
     if (obj === null) return JSON_STR_EMPTY_ARRAY
     if (!Array.isArray(obj)) {
-      throw new TypeError(`The value of '#/properties/deliveries' does not match schema definition.`)
+      throw new TypeError("The value of '#/properties/deliveries' does not match schema definition.")
     }
     const arrayLength = obj.length
   
@@ -1582,7 +1532,7 @@ const asInteger = serializer.asInteger.bind(serializer)
       return json + JSON_STR_END_ARRAY
     }
 
-      // #
+      // "#"
       function anonymous0 (input) {
         const obj = (input && typeof input.toJSON === 'function')
     ? input.toJSON()
@@ -1591,18 +1541,16 @@ const asInteger = serializer.asInteger.bind(serializer)
         if (obj === null) return JSON_STR_EMPTY_OBJECT
         let json = ''
 
-        json += JSON_STR_BEGIN_OBJECT
-
+        
       const value_id_1 = obj["id"]
       if (value_id_1 !== undefined) {
-        
-        json += "\"id\":"
+        json += "{\"id\":"
         
         if (typeof value_id_1 !== 'string') {
           if (value_id_1 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_id_1 instanceof Date) {
-            json += JSON_STR_QUOTE + value_id_1.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_id_1)
           } else if (value_id_1 instanceof RegExp) {
             json += asString(value_id_1.source)
           } else {
@@ -1618,14 +1566,13 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_type_2 = obj["type"]
       if (value_type_2 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"type\":"
+        json += ",\"type\":"
         
         if (typeof value_type_2 !== 'string') {
           if (value_type_2 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_type_2 instanceof Date) {
-            json += JSON_STR_QUOTE + value_type_2.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_type_2)
           } else if (value_type_2 instanceof RegExp) {
             json += asString(value_type_2.source)
           } else {
@@ -1641,8 +1588,7 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_dedup_id_3 = obj["dedup_id"]
       if (value_dedup_id_3 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"dedup_id\":"
+        json += ",\"dedup_id\":"
         
           if (value_dedup_id_3 === null) {
             json += JSON_STR_NULL
@@ -1664,7 +1610,7 @@ const asInteger = serializer.asInteger.bind(serializer)
           if (value_dedup_id_3 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_dedup_id_3 instanceof Date) {
-            json += JSON_STR_QUOTE + value_dedup_id_3.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_dedup_id_3)
           } else if (value_dedup_id_3 instanceof RegExp) {
             json += asString(value_dedup_id_3.source)
           } else {
@@ -1676,7 +1622,7 @@ const asInteger = serializer.asInteger.bind(serializer)
         
           }
         
-    else throw new TypeError(`The value of '#/properties/dedup_id' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/dedup_id' does not match schema definition.")
   
       } else {
         throw new Error('"dedup_id" is required!')
@@ -1684,14 +1630,13 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_status_4 = obj["status"]
       if (value_status_4 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"status\":"
+        json += ",\"status\":"
         
         if (typeof value_status_4 !== 'string') {
           if (value_status_4 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_status_4 instanceof Date) {
-            json += JSON_STR_QUOTE + value_status_4.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_status_4)
           } else if (value_status_4 instanceof RegExp) {
             json += asString(value_status_4.source)
           } else {
@@ -1707,8 +1652,7 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_attempts_5 = obj["attempts"]
       if (value_attempts_5 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"attempts\":"
+        json += ",\"attempts\":"
         json += asInteger(value_attempts_5)
       } else {
         throw new Error('"attempts" is required!')
@@ -1716,8 +1660,7 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_response_status_6 = obj["response_status"]
       if (value_response_status_6 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"response_status\":"
+        json += ",\"response_status\":"
         
           if (value_response_status_6 === null) {
             json += JSON_STR_NULL
@@ -1727,7 +1670,7 @@ const asInteger = serializer.asInteger.bind(serializer)
             json += asInteger(value_response_status_6)
           }
         
-    else throw new TypeError(`The value of '#/properties/response_status' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/response_status' does not match schema definition.")
   
       } else {
         throw new Error('"response_status" is required!')
@@ -1735,8 +1678,7 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_last_error_7 = obj["last_error"]
       if (value_last_error_7 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"last_error\":"
+        json += ",\"last_error\":"
         
           if (value_last_error_7 === null) {
             json += JSON_STR_NULL
@@ -1758,7 +1700,7 @@ const asInteger = serializer.asInteger.bind(serializer)
           if (value_last_error_7 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_last_error_7 instanceof Date) {
-            json += JSON_STR_QUOTE + value_last_error_7.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_last_error_7)
           } else if (value_last_error_7 instanceof RegExp) {
             json += asString(value_last_error_7.source)
           } else {
@@ -1770,7 +1712,7 @@ const asInteger = serializer.asInteger.bind(serializer)
         
           }
         
-    else throw new TypeError(`The value of '#/properties/last_error' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/last_error' does not match schema definition.")
   
       } else {
         throw new Error('"last_error" is required!')
@@ -1778,8 +1720,7 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_created_at_8 = obj["created_at"]
       if (value_created_at_8 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"created_at\":"
+        json += ",\"created_at\":"
         json += asDateTime(value_created_at_8)
       } else {
         throw new Error('"created_at" is required!')
@@ -1787,8 +1728,7 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_updated_at_9 = obj["updated_at"]
       if (value_updated_at_9 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"updated_at\":"
+        json += ",\"updated_at\":"
         json += asDateTime(value_updated_at_9)
       } else {
         throw new Error('"updated_at" is required!')
@@ -1796,8 +1736,7 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_acknowledged_at_10 = obj["acknowledged_at"]
       if (value_acknowledged_at_10 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"acknowledged_at\":"
+        json += ",\"acknowledged_at\":"
         
           if (value_acknowledged_at_10 === null) {
             json += JSON_STR_NULL
@@ -1817,7 +1756,7 @@ const asInteger = serializer.asInteger.bind(serializer)
             json += asDateTime(value_acknowledged_at_10)
           }
         
-    else throw new TypeError(`The value of '#/properties/acknowledged_at' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/acknowledged_at' does not match schema definition.")
   
       } else {
         throw new Error('"acknowledged_at" is required!')
@@ -1825,14 +1764,12 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_deliveries_11 = obj["deliveries"]
       if (value_deliveries_11 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"deliveries\":"
+        json += ",\"deliveries\":"
         json += anonymous1(value_deliveries_11)
       }
 
-    json += JSON_STR_END_OBJECT
-  
-        return json
+return json + JSON_STR_END_OBJECT
+
       }
     
     const main = anonymous0
@@ -1864,7 +1801,8 @@ const {
   asDateTime,
   asDate,
   asTime,
-  asUnsafeString
+  asUnsafeString,
+  asPlainStringArray
 } = serializer
 
 const asInteger = serializer.asInteger.bind(serializer)
@@ -1881,9 +1819,10 @@ const asInteger = serializer.asInteger.bind(serializer)
     const JSON_STR_EMPTY_ARRAY = JSON_STR_BEGIN_ARRAY + JSON_STR_END_ARRAY
     const JSON_STR_EMPTY_STRING = JSON_STR_QUOTE + JSON_STR_QUOTE
     const JSON_STR_NULL = 'null'
+    
   
     
-      // #
+      // "#"
       function anonymous0 (input) {
         const obj = (input && typeof input.toJSON === 'function')
     ? input.toJSON()
@@ -1892,12 +1831,10 @@ const asInteger = serializer.asInteger.bind(serializer)
         if (obj === null) return JSON_STR_EMPTY_OBJECT
         let json = ''
 
-        json += JSON_STR_BEGIN_OBJECT
-
+        
       const value_limit_1 = obj["limit"]
       if (value_limit_1 !== undefined) {
-        
-        json += "\"limit\":"
+        json += "{\"limit\":"
         json += asInteger(value_limit_1)
       } else {
         throw new Error('"limit" is required!')
@@ -1905,8 +1842,7 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_next_cursor_2 = obj["next_cursor"]
       if (value_next_cursor_2 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"next_cursor\":"
+        json += ",\"next_cursor\":"
         
           if (value_next_cursor_2 === null) {
             json += JSON_STR_NULL
@@ -1928,7 +1864,7 @@ const asInteger = serializer.asInteger.bind(serializer)
           if (value_next_cursor_2 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_next_cursor_2 instanceof Date) {
-            json += JSON_STR_QUOTE + value_next_cursor_2.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_next_cursor_2)
           } else if (value_next_cursor_2 instanceof RegExp) {
             json += asString(value_next_cursor_2.source)
           } else {
@@ -1940,7 +1876,7 @@ const asInteger = serializer.asInteger.bind(serializer)
         
           }
         
-    else throw new TypeError(`The value of '#/properties/next_cursor' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/next_cursor' does not match schema definition.")
   
       } else {
         throw new Error('"next_cursor" is required!')
@@ -1948,16 +1884,14 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_has_more_3 = obj["has_more"]
       if (value_has_more_3 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"has_more\":"
+        json += ",\"has_more\":"
         json += asBoolean(value_has_more_3)
       } else {
         throw new Error('"has_more" is required!')
       }
       
-    json += JSON_STR_END_OBJECT
-  
-        return json
+return json + JSON_STR_END_OBJECT
+
       }
     
     const main = anonymous0
@@ -1989,7 +1923,8 @@ const {
   asDateTime,
   asDate,
   asTime,
-  asUnsafeString
+  asUnsafeString,
+  asPlainStringArray
 } = serializer
 
 const asInteger = serializer.asInteger.bind(serializer)
@@ -2006,9 +1941,10 @@ const asInteger = serializer.asInteger.bind(serializer)
     const JSON_STR_EMPTY_ARRAY = JSON_STR_BEGIN_ARRAY + JSON_STR_END_ARRAY
     const JSON_STR_EMPTY_STRING = JSON_STR_QUOTE + JSON_STR_QUOTE
     const JSON_STR_NULL = 'null'
+    
   
     
-      // #
+      // "#"
       function anonymous0 (input) {
         const obj = (input && typeof input.toJSON === 'function')
     ? input.toJSON()
@@ -2017,18 +1953,16 @@ const asInteger = serializer.asInteger.bind(serializer)
         if (obj === null) return JSON_STR_EMPTY_OBJECT
         let json = ''
 
-        json += JSON_STR_BEGIN_OBJECT
-
+        
       const value_event_id_1 = obj["event_id"]
       if (value_event_id_1 !== undefined) {
-        
-        json += "\"event_id\":"
+        json += "{\"event_id\":"
         
         if (typeof value_event_id_1 !== 'string') {
           if (value_event_id_1 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_event_id_1 instanceof Date) {
-            json += JSON_STR_QUOTE + value_event_id_1.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_event_id_1)
           } else if (value_event_id_1 instanceof RegExp) {
             json += asString(value_event_id_1.source)
           } else {
@@ -2044,14 +1978,13 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_status_2 = obj["status"]
       if (value_status_2 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"status\":"
+        json += ",\"status\":"
         
         if (typeof value_status_2 !== 'string') {
           if (value_status_2 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_status_2 instanceof Date) {
-            json += JSON_STR_QUOTE + value_status_2.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_status_2)
           } else if (value_status_2 instanceof RegExp) {
             json += asString(value_status_2.source)
           } else {
@@ -2067,16 +2000,14 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_acknowledged_at_3 = obj["acknowledged_at"]
       if (value_acknowledged_at_3 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"acknowledged_at\":"
+        json += ",\"acknowledged_at\":"
         json += asDateTime(value_acknowledged_at_3)
       } else {
         throw new Error('"acknowledged_at" is required!')
       }
       
-    json += JSON_STR_END_OBJECT
-  
-        return json
+return json + JSON_STR_END_OBJECT
+
       }
     
     const main = anonymous0
@@ -2108,7 +2039,8 @@ const {
   asDateTime,
   asDate,
   asTime,
-  asUnsafeString
+  asUnsafeString,
+  asPlainStringArray
 } = serializer
 
 const asInteger = serializer.asInteger.bind(serializer)
@@ -2125,18 +2057,23 @@ const asInteger = serializer.asInteger.bind(serializer)
     const JSON_STR_EMPTY_ARRAY = JSON_STR_BEGIN_ARRAY + JSON_STR_END_ARRAY
     const JSON_STR_EMPTY_STRING = JSON_STR_QUOTE + JSON_STR_QUOTE
     const JSON_STR_NULL = 'null'
+    
   
     
     function anonymous1 (obj) {
-      // #/properties/not_found
+      // "#/properties/not_found"
       let json = ''
   
     if (obj === null) return JSON_STR_EMPTY_ARRAY
     if (!Array.isArray(obj)) {
-      throw new TypeError(`The value of '#/properties/not_found' does not match schema definition.`)
+      throw new TypeError("The value of '#/properties/not_found' does not match schema definition.")
     }
     const arrayLength = obj.length
   
+      if (typeof arrayLength === 'number' && arrayLength >= 128 && Number.isInteger(arrayLength) && arrayLength <= 0xffffffff) {
+        return asPlainStringArray(obj, arrayLength)
+      }
+      
     json += JSON_STR_BEGIN_ARRAY
   
       if (arrayLength > 0) {
@@ -2146,7 +2083,7 @@ const asInteger = serializer.asInteger.bind(serializer)
           if (value === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value instanceof Date) {
-            json += JSON_STR_QUOTE + value.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value)
           } else if (value instanceof RegExp) {
             json += asString(value.source)
           } else {
@@ -2164,7 +2101,7 @@ const asInteger = serializer.asInteger.bind(serializer)
           if (value === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value instanceof Date) {
-            json += JSON_STR_QUOTE + value.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value)
           } else if (value instanceof RegExp) {
             json += asString(value.source)
           } else {
@@ -2179,7 +2116,7 @@ const asInteger = serializer.asInteger.bind(serializer)
       return json + JSON_STR_END_ARRAY
     }
 
-      // #
+      // "#"
       function anonymous0 (input) {
         const obj = (input && typeof input.toJSON === 'function')
     ? input.toJSON()
@@ -2188,12 +2125,10 @@ const asInteger = serializer.asInteger.bind(serializer)
         if (obj === null) return JSON_STR_EMPTY_OBJECT
         let json = ''
 
-        json += JSON_STR_BEGIN_OBJECT
-
+        
       const value_acknowledged_1 = obj["acknowledged"]
       if (value_acknowledged_1 !== undefined) {
-        
-        json += "\"acknowledged\":"
+        json += "{\"acknowledged\":"
         json += asInteger(value_acknowledged_1)
       } else {
         throw new Error('"acknowledged" is required!')
@@ -2201,16 +2136,14 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_not_found_2 = obj["not_found"]
       if (value_not_found_2 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"not_found\":"
+        json += ",\"not_found\":"
         json += anonymous1(value_not_found_2)
       } else {
         throw new Error('"not_found" is required!')
       }
       
-    json += JSON_STR_END_OBJECT
-  
-        return json
+return json + JSON_STR_END_OBJECT
+
       }
     
     const main = anonymous0
@@ -2242,7 +2175,8 @@ const {
   asDateTime,
   asDate,
   asTime,
-  asUnsafeString
+  asUnsafeString,
+  asPlainStringArray
 } = serializer
 
 const asInteger = serializer.asInteger.bind(serializer)
@@ -2259,9 +2193,10 @@ const asInteger = serializer.asInteger.bind(serializer)
     const JSON_STR_EMPTY_ARRAY = JSON_STR_BEGIN_ARRAY + JSON_STR_END_ARRAY
     const JSON_STR_EMPTY_STRING = JSON_STR_QUOTE + JSON_STR_QUOTE
     const JSON_STR_NULL = 'null'
+    
   
     
-      // #
+      // "#"
       function anonymous0 (input) {
         const obj = (input && typeof input.toJSON === 'function')
     ? input.toJSON()
@@ -2270,18 +2205,16 @@ const asInteger = serializer.asInteger.bind(serializer)
         if (obj === null) return JSON_STR_EMPTY_OBJECT
         let json = ''
 
-        json += JSON_STR_BEGIN_OBJECT
-
+        
       const value_event_id_1 = obj["event_id"]
       if (value_event_id_1 !== undefined) {
-        
-        json += "\"event_id\":"
+        json += "{\"event_id\":"
         
         if (typeof value_event_id_1 !== 'string') {
           if (value_event_id_1 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_event_id_1 instanceof Date) {
-            json += JSON_STR_QUOTE + value_event_id_1.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_event_id_1)
           } else if (value_event_id_1 instanceof RegExp) {
             json += asString(value_event_id_1.source)
           } else {
@@ -2297,14 +2230,13 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_status_2 = obj["status"]
       if (value_status_2 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"status\":"
+        json += ",\"status\":"
         
         if (typeof value_status_2 !== 'string') {
           if (value_status_2 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_status_2 instanceof Date) {
-            json += JSON_STR_QUOTE + value_status_2.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_status_2)
           } else if (value_status_2 instanceof RegExp) {
             json += asString(value_status_2.source)
           } else {
@@ -2318,9 +2250,8 @@ const asInteger = serializer.asInteger.bind(serializer)
         throw new Error('"status" is required!')
       }
       
-    json += JSON_STR_END_OBJECT
-  
-        return json
+return json + JSON_STR_END_OBJECT
+
       }
     
     const main = anonymous0
@@ -2352,7 +2283,8 @@ const {
   asDateTime,
   asDate,
   asTime,
-  asUnsafeString
+  asUnsafeString,
+  asPlainStringArray
 } = serializer
 
 const asInteger = serializer.asInteger.bind(serializer)
@@ -2369,18 +2301,23 @@ const asInteger = serializer.asInteger.bind(serializer)
     const JSON_STR_EMPTY_ARRAY = JSON_STR_BEGIN_ARRAY + JSON_STR_END_ARRAY
     const JSON_STR_EMPTY_STRING = JSON_STR_QUOTE + JSON_STR_QUOTE
     const JSON_STR_NULL = 'null'
+    
   
     
     function anonymous1 (obj) {
-      // #/properties/event_types
+      // "#/properties/event_types"
       let json = ''
   
     if (obj === null) return JSON_STR_EMPTY_ARRAY
     if (!Array.isArray(obj)) {
-      throw new TypeError(`The value of '#/properties/event_types' does not match schema definition.`)
+      throw new TypeError("The value of '#/properties/event_types' does not match schema definition.")
     }
     const arrayLength = obj.length
   
+      if (typeof arrayLength === 'number' && arrayLength >= 128 && Number.isInteger(arrayLength) && arrayLength <= 0xffffffff) {
+        return asPlainStringArray(obj, arrayLength)
+      }
+      
     json += JSON_STR_BEGIN_ARRAY
   
       if (arrayLength > 0) {
@@ -2390,7 +2327,7 @@ const asInteger = serializer.asInteger.bind(serializer)
           if (value === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value instanceof Date) {
-            json += JSON_STR_QUOTE + value.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value)
           } else if (value instanceof RegExp) {
             json += asString(value.source)
           } else {
@@ -2408,7 +2345,7 @@ const asInteger = serializer.asInteger.bind(serializer)
           if (value === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value instanceof Date) {
-            json += JSON_STR_QUOTE + value.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value)
           } else if (value instanceof RegExp) {
             json += asString(value.source)
           } else {
@@ -2423,7 +2360,7 @@ const asInteger = serializer.asInteger.bind(serializer)
       return json + JSON_STR_END_ARRAY
     }
 
-      // #/properties/rate_limit
+      // "#/properties/rate_limit"
       function anonymous2 (input) {
         const obj = (input && typeof input.toJSON === 'function')
     ? input.toJSON()
@@ -2432,12 +2369,10 @@ const asInteger = serializer.asInteger.bind(serializer)
         if (obj === null) return JSON_STR_EMPTY_OBJECT
         let json = ''
 
-        json += JSON_STR_BEGIN_OBJECT
-
+        
       const value_limit_10 = obj["limit"]
       if (value_limit_10 !== undefined) {
-        
-        json += "\"limit\":"
+        json += "{\"limit\":"
         json += asInteger(value_limit_10)
       } else {
         throw new Error('"limit" is required!')
@@ -2445,20 +2380,18 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_period_seconds_11 = obj["period_seconds"]
       if (value_period_seconds_11 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"period_seconds\":"
+        json += ",\"period_seconds\":"
         json += asInteger(value_period_seconds_11)
       } else {
         throw new Error('"period_seconds" is required!')
       }
       
-    json += JSON_STR_END_OBJECT
-  
-        return json
+return json + JSON_STR_END_OBJECT
+
       }
     
 
-      // #/properties/metadata
+      // "#/properties/metadata"
       function anonymous3 (input) {
         const obj = (input && typeof input.toJSON === 'function')
     ? input.toJSON()
@@ -2467,26 +2400,25 @@ const asInteger = serializer.asInteger.bind(serializer)
         if (obj === null) return JSON_STR_EMPTY_OBJECT
         let json = ''
 
-        json += JSON_STR_BEGIN_OBJECT
-let addComma_14 = false
+        let addComma_14 = false
 
     for (const key of Object.keys(obj)) {
-      if (
-        
-        obj[key] === undefined ||
-        typeof obj[key] === 'function' ||
-        typeof obj[key] === 'symbol'
-      ) continue
+      
       const value = obj[key]
+      if (
+        value === undefined ||
+        typeof value === 'function' ||
+        typeof value === 'symbol'
+      ) continue
   
-        !addComma_14 && (addComma_14 = true) || (json += JSON_STR_COMMA)
+        json += addComma_14 ? JSON_STR_COMMA : ((addComma_14 = true), JSON_STR_BEGIN_OBJECT)
         json += asString(key) + JSON_STR_COLONS
         
         if (typeof value !== 'string') {
           if (value === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value instanceof Date) {
-            json += JSON_STR_QUOTE + value.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value)
           } else if (value instanceof RegExp) {
             json += asString(value.source)
           } else {
@@ -2498,14 +2430,14 @@ let addComma_14 = false
         
       
     }
-  
-    json += JSON_STR_END_OBJECT
-  
-        return json
+  if (!addComma_14) json += JSON_STR_BEGIN_OBJECT
+
+return json + JSON_STR_END_OBJECT
+
       }
     
 
-      // #
+      // "#"
       function anonymous0 (input) {
         const obj = (input && typeof input.toJSON === 'function')
     ? input.toJSON()
@@ -2514,18 +2446,16 @@ let addComma_14 = false
         if (obj === null) return JSON_STR_EMPTY_OBJECT
         let json = ''
 
-        json += JSON_STR_BEGIN_OBJECT
-
+        
       const value_id_1 = obj["id"]
       if (value_id_1 !== undefined) {
-        
-        json += "\"id\":"
+        json += "{\"id\":"
         
         if (typeof value_id_1 !== 'string') {
           if (value_id_1 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_id_1 instanceof Date) {
-            json += JSON_STR_QUOTE + value_id_1.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_id_1)
           } else if (value_id_1 instanceof RegExp) {
             json += asString(value_id_1.source)
           } else {
@@ -2541,14 +2471,13 @@ let addComma_14 = false
       
       const value_url_2 = obj["url"]
       if (value_url_2 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"url\":"
+        json += ",\"url\":"
         
         if (typeof value_url_2 !== 'string') {
           if (value_url_2 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_url_2 instanceof Date) {
-            json += JSON_STR_QUOTE + value_url_2.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_url_2)
           } else if (value_url_2 instanceof RegExp) {
             json += asString(value_url_2.source)
           } else {
@@ -2564,8 +2493,7 @@ let addComma_14 = false
       
       const value_description_3 = obj["description"]
       if (value_description_3 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"description\":"
+        json += ",\"description\":"
         
           if (value_description_3 === null) {
             json += JSON_STR_NULL
@@ -2587,7 +2515,7 @@ let addComma_14 = false
           if (value_description_3 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_description_3 instanceof Date) {
-            json += JSON_STR_QUOTE + value_description_3.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_description_3)
           } else if (value_description_3 instanceof RegExp) {
             json += asString(value_description_3.source)
           } else {
@@ -2599,7 +2527,7 @@ let addComma_14 = false
         
           }
         
-    else throw new TypeError(`The value of '#/properties/description' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/description' does not match schema definition.")
   
       } else {
         throw new Error('"description" is required!')
@@ -2607,8 +2535,7 @@ let addComma_14 = false
       
       const value_event_types_4 = obj["event_types"]
       if (value_event_types_4 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"event_types\":"
+        json += ",\"event_types\":"
         json += anonymous1(value_event_types_4)
       } else {
         throw new Error('"event_types" is required!')
@@ -2616,14 +2543,13 @@ let addComma_14 = false
       
       const value_status_5 = obj["status"]
       if (value_status_5 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"status\":"
+        json += ",\"status\":"
         
         if (typeof value_status_5 !== 'string') {
           if (value_status_5 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_status_5 instanceof Date) {
-            json += JSON_STR_QUOTE + value_status_5.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_status_5)
           } else if (value_status_5 instanceof RegExp) {
             json += asString(value_status_5.source)
           } else {
@@ -2639,8 +2565,7 @@ let addComma_14 = false
       
       const value_disabled_reason_6 = obj["disabled_reason"]
       if (value_disabled_reason_6 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"disabled_reason\":"
+        json += ",\"disabled_reason\":"
         
           if (value_disabled_reason_6 === null) {
             json += JSON_STR_NULL
@@ -2662,7 +2587,7 @@ let addComma_14 = false
           if (value_disabled_reason_6 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_disabled_reason_6 instanceof Date) {
-            json += JSON_STR_QUOTE + value_disabled_reason_6.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_disabled_reason_6)
           } else if (value_disabled_reason_6 instanceof RegExp) {
             json += asString(value_disabled_reason_6.source)
           } else {
@@ -2674,7 +2599,7 @@ let addComma_14 = false
         
           }
         
-    else throw new TypeError(`The value of '#/properties/disabled_reason' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/disabled_reason' does not match schema definition.")
   
       } else {
         throw new Error('"disabled_reason" is required!')
@@ -2682,8 +2607,7 @@ let addComma_14 = false
       
       const value_disabled_at_7 = obj["disabled_at"]
       if (value_disabled_at_7 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"disabled_at\":"
+        json += ",\"disabled_at\":"
         
           if (value_disabled_at_7 === null) {
             json += JSON_STR_NULL
@@ -2703,7 +2627,7 @@ let addComma_14 = false
             json += asDateTime(value_disabled_at_7)
           }
         
-    else throw new TypeError(`The value of '#/properties/disabled_at' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/disabled_at' does not match schema definition.")
   
       } else {
         throw new Error('"disabled_at" is required!')
@@ -2711,18 +2635,17 @@ let addComma_14 = false
       
       const value_rate_limit_8 = obj["rate_limit"]
       if (value_rate_limit_8 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"rate_limit\":"
+        json += ",\"rate_limit\":"
         
           if (value_rate_limit_8 === null) {
             json += JSON_STR_NULL
           }
           
-          else if(typeof value_rate_limit_8 === "object" || value_rate_limit_8 === null) {
+          else if((typeof value_rate_limit_8 === "object" && !Array.isArray(value_rate_limit_8)) || value_rate_limit_8 === null) {
             json += anonymous2(value_rate_limit_8)
           }
         
-    else throw new TypeError(`The value of '#/properties/rate_limit' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/rate_limit' does not match schema definition.")
   
       } else {
         throw new Error('"rate_limit" is required!')
@@ -2730,8 +2653,7 @@ let addComma_14 = false
       
       const value_max_concurrency_12 = obj["max_concurrency"]
       if (value_max_concurrency_12 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"max_concurrency\":"
+        json += ",\"max_concurrency\":"
         
           if (value_max_concurrency_12 === null) {
             json += JSON_STR_NULL
@@ -2741,7 +2663,7 @@ let addComma_14 = false
             json += asInteger(value_max_concurrency_12)
           }
         
-    else throw new TypeError(`The value of '#/properties/max_concurrency' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/max_concurrency' does not match schema definition.")
   
       } else {
         throw new Error('"max_concurrency" is required!')
@@ -2749,8 +2671,7 @@ let addComma_14 = false
       
       const value_metadata_13 = obj["metadata"]
       if (value_metadata_13 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"metadata\":"
+        json += ",\"metadata\":"
         json += anonymous3(value_metadata_13)
       } else {
         throw new Error('"metadata" is required!')
@@ -2758,8 +2679,7 @@ let addComma_14 = false
       
       const value_is_default_15 = obj["is_default"]
       if (value_is_default_15 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"is_default\":"
+        json += ",\"is_default\":"
         json += asBoolean(value_is_default_15)
       } else {
         throw new Error('"is_default" is required!')
@@ -2767,8 +2687,7 @@ let addComma_14 = false
       
       const value_created_at_16 = obj["created_at"]
       if (value_created_at_16 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"created_at\":"
+        json += ",\"created_at\":"
         json += asDateTime(value_created_at_16)
       } else {
         throw new Error('"created_at" is required!')
@@ -2776,16 +2695,14 @@ let addComma_14 = false
       
       const value_updated_at_17 = obj["updated_at"]
       if (value_updated_at_17 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"updated_at\":"
+        json += ",\"updated_at\":"
         json += asDateTime(value_updated_at_17)
       } else {
         throw new Error('"updated_at" is required!')
       }
       
-    json += JSON_STR_END_OBJECT
-  
-        return json
+return json + JSON_STR_END_OBJECT
+
       }
     
     const main = anonymous0
@@ -2817,7 +2734,8 @@ const {
   asDateTime,
   asDate,
   asTime,
-  asUnsafeString
+  asUnsafeString,
+  asPlainStringArray
 } = serializer
 
 const asInteger = serializer.asInteger.bind(serializer)
@@ -2834,18 +2752,23 @@ const asInteger = serializer.asInteger.bind(serializer)
     const JSON_STR_EMPTY_ARRAY = JSON_STR_BEGIN_ARRAY + JSON_STR_END_ARRAY
     const JSON_STR_EMPTY_STRING = JSON_STR_QUOTE + JSON_STR_QUOTE
     const JSON_STR_NULL = 'null'
+    
   
     
     function anonymous1 (obj) {
-      // #/properties/event_types
+      // "#/properties/event_types"
       let json = ''
   
     if (obj === null) return JSON_STR_EMPTY_ARRAY
     if (!Array.isArray(obj)) {
-      throw new TypeError(`The value of '#/properties/event_types' does not match schema definition.`)
+      throw new TypeError("The value of '#/properties/event_types' does not match schema definition.")
     }
     const arrayLength = obj.length
   
+      if (typeof arrayLength === 'number' && arrayLength >= 128 && Number.isInteger(arrayLength) && arrayLength <= 0xffffffff) {
+        return asPlainStringArray(obj, arrayLength)
+      }
+      
     json += JSON_STR_BEGIN_ARRAY
   
       if (arrayLength > 0) {
@@ -2855,7 +2778,7 @@ const asInteger = serializer.asInteger.bind(serializer)
           if (value === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value instanceof Date) {
-            json += JSON_STR_QUOTE + value.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value)
           } else if (value instanceof RegExp) {
             json += asString(value.source)
           } else {
@@ -2873,7 +2796,7 @@ const asInteger = serializer.asInteger.bind(serializer)
           if (value === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value instanceof Date) {
-            json += JSON_STR_QUOTE + value.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value)
           } else if (value instanceof RegExp) {
             json += asString(value.source)
           } else {
@@ -2888,7 +2811,7 @@ const asInteger = serializer.asInteger.bind(serializer)
       return json + JSON_STR_END_ARRAY
     }
 
-      // #/properties/rate_limit
+      // "#/properties/rate_limit"
       function anonymous2 (input) {
         const obj = (input && typeof input.toJSON === 'function')
     ? input.toJSON()
@@ -2897,12 +2820,10 @@ const asInteger = serializer.asInteger.bind(serializer)
         if (obj === null) return JSON_STR_EMPTY_OBJECT
         let json = ''
 
-        json += JSON_STR_BEGIN_OBJECT
-
+        
       const value_limit_10 = obj["limit"]
       if (value_limit_10 !== undefined) {
-        
-        json += "\"limit\":"
+        json += "{\"limit\":"
         json += asInteger(value_limit_10)
       } else {
         throw new Error('"limit" is required!')
@@ -2910,20 +2831,18 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_period_seconds_11 = obj["period_seconds"]
       if (value_period_seconds_11 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"period_seconds\":"
+        json += ",\"period_seconds\":"
         json += asInteger(value_period_seconds_11)
       } else {
         throw new Error('"period_seconds" is required!')
       }
       
-    json += JSON_STR_END_OBJECT
-  
-        return json
+return json + JSON_STR_END_OBJECT
+
       }
     
 
-      // #/properties/metadata
+      // "#/properties/metadata"
       function anonymous3 (input) {
         const obj = (input && typeof input.toJSON === 'function')
     ? input.toJSON()
@@ -2932,26 +2851,25 @@ const asInteger = serializer.asInteger.bind(serializer)
         if (obj === null) return JSON_STR_EMPTY_OBJECT
         let json = ''
 
-        json += JSON_STR_BEGIN_OBJECT
-let addComma_14 = false
+        let addComma_14 = false
 
     for (const key of Object.keys(obj)) {
-      if (
-        
-        obj[key] === undefined ||
-        typeof obj[key] === 'function' ||
-        typeof obj[key] === 'symbol'
-      ) continue
+      
       const value = obj[key]
+      if (
+        value === undefined ||
+        typeof value === 'function' ||
+        typeof value === 'symbol'
+      ) continue
   
-        !addComma_14 && (addComma_14 = true) || (json += JSON_STR_COMMA)
+        json += addComma_14 ? JSON_STR_COMMA : ((addComma_14 = true), JSON_STR_BEGIN_OBJECT)
         json += asString(key) + JSON_STR_COLONS
         
         if (typeof value !== 'string') {
           if (value === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value instanceof Date) {
-            json += JSON_STR_QUOTE + value.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value)
           } else if (value instanceof RegExp) {
             json += asString(value.source)
           } else {
@@ -2963,14 +2881,14 @@ let addComma_14 = false
         
       
     }
-  
-    json += JSON_STR_END_OBJECT
-  
-        return json
+  if (!addComma_14) json += JSON_STR_BEGIN_OBJECT
+
+return json + JSON_STR_END_OBJECT
+
       }
     
 
-      // #
+      // "#"
       function anonymous0 (input) {
         const obj = (input && typeof input.toJSON === 'function')
     ? input.toJSON()
@@ -2979,18 +2897,16 @@ let addComma_14 = false
         if (obj === null) return JSON_STR_EMPTY_OBJECT
         let json = ''
 
-        json += JSON_STR_BEGIN_OBJECT
-
+        
       const value_id_1 = obj["id"]
       if (value_id_1 !== undefined) {
-        
-        json += "\"id\":"
+        json += "{\"id\":"
         
         if (typeof value_id_1 !== 'string') {
           if (value_id_1 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_id_1 instanceof Date) {
-            json += JSON_STR_QUOTE + value_id_1.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_id_1)
           } else if (value_id_1 instanceof RegExp) {
             json += asString(value_id_1.source)
           } else {
@@ -3006,14 +2922,13 @@ let addComma_14 = false
       
       const value_url_2 = obj["url"]
       if (value_url_2 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"url\":"
+        json += ",\"url\":"
         
         if (typeof value_url_2 !== 'string') {
           if (value_url_2 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_url_2 instanceof Date) {
-            json += JSON_STR_QUOTE + value_url_2.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_url_2)
           } else if (value_url_2 instanceof RegExp) {
             json += asString(value_url_2.source)
           } else {
@@ -3029,8 +2944,7 @@ let addComma_14 = false
       
       const value_description_3 = obj["description"]
       if (value_description_3 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"description\":"
+        json += ",\"description\":"
         
           if (value_description_3 === null) {
             json += JSON_STR_NULL
@@ -3052,7 +2966,7 @@ let addComma_14 = false
           if (value_description_3 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_description_3 instanceof Date) {
-            json += JSON_STR_QUOTE + value_description_3.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_description_3)
           } else if (value_description_3 instanceof RegExp) {
             json += asString(value_description_3.source)
           } else {
@@ -3064,7 +2978,7 @@ let addComma_14 = false
         
           }
         
-    else throw new TypeError(`The value of '#/properties/description' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/description' does not match schema definition.")
   
       } else {
         throw new Error('"description" is required!')
@@ -3072,8 +2986,7 @@ let addComma_14 = false
       
       const value_event_types_4 = obj["event_types"]
       if (value_event_types_4 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"event_types\":"
+        json += ",\"event_types\":"
         json += anonymous1(value_event_types_4)
       } else {
         throw new Error('"event_types" is required!')
@@ -3081,14 +2994,13 @@ let addComma_14 = false
       
       const value_status_5 = obj["status"]
       if (value_status_5 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"status\":"
+        json += ",\"status\":"
         
         if (typeof value_status_5 !== 'string') {
           if (value_status_5 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_status_5 instanceof Date) {
-            json += JSON_STR_QUOTE + value_status_5.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_status_5)
           } else if (value_status_5 instanceof RegExp) {
             json += asString(value_status_5.source)
           } else {
@@ -3104,8 +3016,7 @@ let addComma_14 = false
       
       const value_disabled_reason_6 = obj["disabled_reason"]
       if (value_disabled_reason_6 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"disabled_reason\":"
+        json += ",\"disabled_reason\":"
         
           if (value_disabled_reason_6 === null) {
             json += JSON_STR_NULL
@@ -3127,7 +3038,7 @@ let addComma_14 = false
           if (value_disabled_reason_6 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_disabled_reason_6 instanceof Date) {
-            json += JSON_STR_QUOTE + value_disabled_reason_6.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_disabled_reason_6)
           } else if (value_disabled_reason_6 instanceof RegExp) {
             json += asString(value_disabled_reason_6.source)
           } else {
@@ -3139,7 +3050,7 @@ let addComma_14 = false
         
           }
         
-    else throw new TypeError(`The value of '#/properties/disabled_reason' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/disabled_reason' does not match schema definition.")
   
       } else {
         throw new Error('"disabled_reason" is required!')
@@ -3147,8 +3058,7 @@ let addComma_14 = false
       
       const value_disabled_at_7 = obj["disabled_at"]
       if (value_disabled_at_7 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"disabled_at\":"
+        json += ",\"disabled_at\":"
         
           if (value_disabled_at_7 === null) {
             json += JSON_STR_NULL
@@ -3168,7 +3078,7 @@ let addComma_14 = false
             json += asDateTime(value_disabled_at_7)
           }
         
-    else throw new TypeError(`The value of '#/properties/disabled_at' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/disabled_at' does not match schema definition.")
   
       } else {
         throw new Error('"disabled_at" is required!')
@@ -3176,18 +3086,17 @@ let addComma_14 = false
       
       const value_rate_limit_8 = obj["rate_limit"]
       if (value_rate_limit_8 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"rate_limit\":"
+        json += ",\"rate_limit\":"
         
           if (value_rate_limit_8 === null) {
             json += JSON_STR_NULL
           }
           
-          else if(typeof value_rate_limit_8 === "object" || value_rate_limit_8 === null) {
+          else if((typeof value_rate_limit_8 === "object" && !Array.isArray(value_rate_limit_8)) || value_rate_limit_8 === null) {
             json += anonymous2(value_rate_limit_8)
           }
         
-    else throw new TypeError(`The value of '#/properties/rate_limit' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/rate_limit' does not match schema definition.")
   
       } else {
         throw new Error('"rate_limit" is required!')
@@ -3195,8 +3104,7 @@ let addComma_14 = false
       
       const value_max_concurrency_12 = obj["max_concurrency"]
       if (value_max_concurrency_12 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"max_concurrency\":"
+        json += ",\"max_concurrency\":"
         
           if (value_max_concurrency_12 === null) {
             json += JSON_STR_NULL
@@ -3206,7 +3114,7 @@ let addComma_14 = false
             json += asInteger(value_max_concurrency_12)
           }
         
-    else throw new TypeError(`The value of '#/properties/max_concurrency' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/max_concurrency' does not match schema definition.")
   
       } else {
         throw new Error('"max_concurrency" is required!')
@@ -3214,8 +3122,7 @@ let addComma_14 = false
       
       const value_metadata_13 = obj["metadata"]
       if (value_metadata_13 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"metadata\":"
+        json += ",\"metadata\":"
         json += anonymous3(value_metadata_13)
       } else {
         throw new Error('"metadata" is required!')
@@ -3223,8 +3130,7 @@ let addComma_14 = false
       
       const value_is_default_15 = obj["is_default"]
       if (value_is_default_15 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"is_default\":"
+        json += ",\"is_default\":"
         json += asBoolean(value_is_default_15)
       } else {
         throw new Error('"is_default" is required!')
@@ -3232,8 +3138,7 @@ let addComma_14 = false
       
       const value_created_at_16 = obj["created_at"]
       if (value_created_at_16 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"created_at\":"
+        json += ",\"created_at\":"
         json += asDateTime(value_created_at_16)
       } else {
         throw new Error('"created_at" is required!')
@@ -3241,8 +3146,7 @@ let addComma_14 = false
       
       const value_updated_at_17 = obj["updated_at"]
       if (value_updated_at_17 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"updated_at\":"
+        json += ",\"updated_at\":"
         json += asDateTime(value_updated_at_17)
       } else {
         throw new Error('"updated_at" is required!')
@@ -3250,14 +3154,13 @@ let addComma_14 = false
       
       const value_signing_secret_18 = obj["signing_secret"]
       if (value_signing_secret_18 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"signing_secret\":"
+        json += ",\"signing_secret\":"
         
         if (typeof value_signing_secret_18 !== 'string') {
           if (value_signing_secret_18 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_signing_secret_18 instanceof Date) {
-            json += JSON_STR_QUOTE + value_signing_secret_18.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_signing_secret_18)
           } else if (value_signing_secret_18 instanceof RegExp) {
             json += asString(value_signing_secret_18.source)
           } else {
@@ -3271,9 +3174,8 @@ let addComma_14 = false
         throw new Error('"signing_secret" is required!')
       }
       
-    json += JSON_STR_END_OBJECT
-  
-        return json
+return json + JSON_STR_END_OBJECT
+
       }
     
     const main = anonymous0
@@ -3305,7 +3207,8 @@ const {
   asDateTime,
   asDate,
   asTime,
-  asUnsafeString
+  asUnsafeString,
+  asPlainStringArray
 } = serializer
 
 const asInteger = serializer.asInteger.bind(serializer)
@@ -3322,18 +3225,23 @@ const asInteger = serializer.asInteger.bind(serializer)
     const JSON_STR_EMPTY_ARRAY = JSON_STR_BEGIN_ARRAY + JSON_STR_END_ARRAY
     const JSON_STR_EMPTY_STRING = JSON_STR_QUOTE + JSON_STR_QUOTE
     const JSON_STR_NULL = 'null'
+    
   
     
     function anonymous1 (obj) {
-      // #/properties/event_types
+      // "#/properties/event_types"
       let json = ''
   
     if (obj === null) return JSON_STR_EMPTY_ARRAY
     if (!Array.isArray(obj)) {
-      throw new TypeError(`The value of '#/properties/event_types' does not match schema definition.`)
+      throw new TypeError("The value of '#/properties/event_types' does not match schema definition.")
     }
     const arrayLength = obj.length
   
+      if (typeof arrayLength === 'number' && arrayLength >= 128 && Number.isInteger(arrayLength) && arrayLength <= 0xffffffff) {
+        return asPlainStringArray(obj, arrayLength)
+      }
+      
     json += JSON_STR_BEGIN_ARRAY
   
       if (arrayLength > 0) {
@@ -3343,7 +3251,7 @@ const asInteger = serializer.asInteger.bind(serializer)
           if (value === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value instanceof Date) {
-            json += JSON_STR_QUOTE + value.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value)
           } else if (value instanceof RegExp) {
             json += asString(value.source)
           } else {
@@ -3361,7 +3269,7 @@ const asInteger = serializer.asInteger.bind(serializer)
           if (value === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value instanceof Date) {
-            json += JSON_STR_QUOTE + value.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value)
           } else if (value instanceof RegExp) {
             json += asString(value.source)
           } else {
@@ -3376,7 +3284,7 @@ const asInteger = serializer.asInteger.bind(serializer)
       return json + JSON_STR_END_ARRAY
     }
 
-      // #/properties/rate_limit
+      // "#/properties/rate_limit"
       function anonymous2 (input) {
         const obj = (input && typeof input.toJSON === 'function')
     ? input.toJSON()
@@ -3385,12 +3293,10 @@ const asInteger = serializer.asInteger.bind(serializer)
         if (obj === null) return JSON_STR_EMPTY_OBJECT
         let json = ''
 
-        json += JSON_STR_BEGIN_OBJECT
-
+        
       const value_limit_10 = obj["limit"]
       if (value_limit_10 !== undefined) {
-        
-        json += "\"limit\":"
+        json += "{\"limit\":"
         json += asInteger(value_limit_10)
       } else {
         throw new Error('"limit" is required!')
@@ -3398,20 +3304,18 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_period_seconds_11 = obj["period_seconds"]
       if (value_period_seconds_11 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"period_seconds\":"
+        json += ",\"period_seconds\":"
         json += asInteger(value_period_seconds_11)
       } else {
         throw new Error('"period_seconds" is required!')
       }
       
-    json += JSON_STR_END_OBJECT
-  
-        return json
+return json + JSON_STR_END_OBJECT
+
       }
     
 
-      // #/properties/metadata
+      // "#/properties/metadata"
       function anonymous3 (input) {
         const obj = (input && typeof input.toJSON === 'function')
     ? input.toJSON()
@@ -3420,26 +3324,25 @@ const asInteger = serializer.asInteger.bind(serializer)
         if (obj === null) return JSON_STR_EMPTY_OBJECT
         let json = ''
 
-        json += JSON_STR_BEGIN_OBJECT
-let addComma_14 = false
+        let addComma_14 = false
 
     for (const key of Object.keys(obj)) {
-      if (
-        
-        obj[key] === undefined ||
-        typeof obj[key] === 'function' ||
-        typeof obj[key] === 'symbol'
-      ) continue
+      
       const value = obj[key]
+      if (
+        value === undefined ||
+        typeof value === 'function' ||
+        typeof value === 'symbol'
+      ) continue
   
-        !addComma_14 && (addComma_14 = true) || (json += JSON_STR_COMMA)
+        json += addComma_14 ? JSON_STR_COMMA : ((addComma_14 = true), JSON_STR_BEGIN_OBJECT)
         json += asString(key) + JSON_STR_COLONS
         
         if (typeof value !== 'string') {
           if (value === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value instanceof Date) {
-            json += JSON_STR_QUOTE + value.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value)
           } else if (value instanceof RegExp) {
             json += asString(value.source)
           } else {
@@ -3451,14 +3354,14 @@ let addComma_14 = false
         
       
     }
-  
-    json += JSON_STR_END_OBJECT
-  
-        return json
+  if (!addComma_14) json += JSON_STR_BEGIN_OBJECT
+
+return json + JSON_STR_END_OBJECT
+
       }
     
 
-      // #/properties/stats
+      // "#/properties/stats"
       function anonymous4 (input) {
         const obj = (input && typeof input.toJSON === 'function')
     ? input.toJSON()
@@ -3467,12 +3370,10 @@ let addComma_14 = false
         if (obj === null) return JSON_STR_EMPTY_OBJECT
         let json = ''
 
-        json += JSON_STR_BEGIN_OBJECT
-
+        
       const value_pending_20 = obj["pending"]
       if (value_pending_20 !== undefined) {
-        
-        json += "\"pending\":"
+        json += "{\"pending\":"
         json += asInteger(value_pending_20)
       } else {
         throw new Error('"pending" is required!')
@@ -3480,8 +3381,7 @@ let addComma_14 = false
       
       const value_held_21 = obj["held"]
       if (value_held_21 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"held\":"
+        json += ",\"held\":"
         json += asInteger(value_held_21)
       } else {
         throw new Error('"held" is required!')
@@ -3489,8 +3389,7 @@ let addComma_14 = false
       
       const value_failed_22 = obj["failed"]
       if (value_failed_22 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"failed\":"
+        json += ",\"failed\":"
         json += asInteger(value_failed_22)
       } else {
         throw new Error('"failed" is required!')
@@ -3498,8 +3397,7 @@ let addComma_14 = false
       
       const value_dead_letter_23 = obj["dead_letter"]
       if (value_dead_letter_23 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"dead_letter\":"
+        json += ",\"dead_letter\":"
         json += asInteger(value_dead_letter_23)
       } else {
         throw new Error('"dead_letter" is required!')
@@ -3507,8 +3405,7 @@ let addComma_14 = false
       
       const value_oldest_pending_at_24 = obj["oldest_pending_at"]
       if (value_oldest_pending_at_24 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"oldest_pending_at\":"
+        json += ",\"oldest_pending_at\":"
         
           if (value_oldest_pending_at_24 === null) {
             json += JSON_STR_NULL
@@ -3528,7 +3425,7 @@ let addComma_14 = false
             json += asDateTime(value_oldest_pending_at_24)
           }
         
-    else throw new TypeError(`The value of '#/properties/stats/properties/oldest_pending_at' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/stats/properties/oldest_pending_at' does not match schema definition.")
   
       } else {
         throw new Error('"oldest_pending_at" is required!')
@@ -3536,8 +3433,7 @@ let addComma_14 = false
       
       const value_throttled_until_25 = obj["throttled_until"]
       if (value_throttled_until_25 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"throttled_until\":"
+        json += ",\"throttled_until\":"
         
           if (value_throttled_until_25 === null) {
             json += JSON_STR_NULL
@@ -3557,7 +3453,7 @@ let addComma_14 = false
             json += asDateTime(value_throttled_until_25)
           }
         
-    else throw new TypeError(`The value of '#/properties/stats/properties/throttled_until' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/stats/properties/throttled_until' does not match schema definition.")
   
       } else {
         throw new Error('"throttled_until" is required!')
@@ -3565,8 +3461,7 @@ let addComma_14 = false
       
       const value_last_success_at_26 = obj["last_success_at"]
       if (value_last_success_at_26 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"last_success_at\":"
+        json += ",\"last_success_at\":"
         
           if (value_last_success_at_26 === null) {
             json += JSON_STR_NULL
@@ -3586,7 +3481,7 @@ let addComma_14 = false
             json += asDateTime(value_last_success_at_26)
           }
         
-    else throw new TypeError(`The value of '#/properties/stats/properties/last_success_at' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/stats/properties/last_success_at' does not match schema definition.")
   
       } else {
         throw new Error('"last_success_at" is required!')
@@ -3594,8 +3489,7 @@ let addComma_14 = false
       
       const value_last_failure_at_27 = obj["last_failure_at"]
       if (value_last_failure_at_27 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"last_failure_at\":"
+        json += ",\"last_failure_at\":"
         
           if (value_last_failure_at_27 === null) {
             json += JSON_STR_NULL
@@ -3615,7 +3509,7 @@ let addComma_14 = false
             json += asDateTime(value_last_failure_at_27)
           }
         
-    else throw new TypeError(`The value of '#/properties/stats/properties/last_failure_at' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/stats/properties/last_failure_at' does not match schema definition.")
   
       } else {
         throw new Error('"last_failure_at" is required!')
@@ -3623,20 +3517,18 @@ let addComma_14 = false
       
       const value_consecutive_failures_28 = obj["consecutive_failures"]
       if (value_consecutive_failures_28 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"consecutive_failures\":"
+        json += ",\"consecutive_failures\":"
         json += asInteger(value_consecutive_failures_28)
       } else {
         throw new Error('"consecutive_failures" is required!')
       }
       
-    json += JSON_STR_END_OBJECT
-  
-        return json
+return json + JSON_STR_END_OBJECT
+
       }
     
 
-      // #
+      // "#"
       function anonymous0 (input) {
         const obj = (input && typeof input.toJSON === 'function')
     ? input.toJSON()
@@ -3645,18 +3537,16 @@ let addComma_14 = false
         if (obj === null) return JSON_STR_EMPTY_OBJECT
         let json = ''
 
-        json += JSON_STR_BEGIN_OBJECT
-
+        
       const value_id_1 = obj["id"]
       if (value_id_1 !== undefined) {
-        
-        json += "\"id\":"
+        json += "{\"id\":"
         
         if (typeof value_id_1 !== 'string') {
           if (value_id_1 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_id_1 instanceof Date) {
-            json += JSON_STR_QUOTE + value_id_1.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_id_1)
           } else if (value_id_1 instanceof RegExp) {
             json += asString(value_id_1.source)
           } else {
@@ -3672,14 +3562,13 @@ let addComma_14 = false
       
       const value_url_2 = obj["url"]
       if (value_url_2 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"url\":"
+        json += ",\"url\":"
         
         if (typeof value_url_2 !== 'string') {
           if (value_url_2 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_url_2 instanceof Date) {
-            json += JSON_STR_QUOTE + value_url_2.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_url_2)
           } else if (value_url_2 instanceof RegExp) {
             json += asString(value_url_2.source)
           } else {
@@ -3695,8 +3584,7 @@ let addComma_14 = false
       
       const value_description_3 = obj["description"]
       if (value_description_3 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"description\":"
+        json += ",\"description\":"
         
           if (value_description_3 === null) {
             json += JSON_STR_NULL
@@ -3718,7 +3606,7 @@ let addComma_14 = false
           if (value_description_3 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_description_3 instanceof Date) {
-            json += JSON_STR_QUOTE + value_description_3.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_description_3)
           } else if (value_description_3 instanceof RegExp) {
             json += asString(value_description_3.source)
           } else {
@@ -3730,7 +3618,7 @@ let addComma_14 = false
         
           }
         
-    else throw new TypeError(`The value of '#/properties/description' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/description' does not match schema definition.")
   
       } else {
         throw new Error('"description" is required!')
@@ -3738,8 +3626,7 @@ let addComma_14 = false
       
       const value_event_types_4 = obj["event_types"]
       if (value_event_types_4 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"event_types\":"
+        json += ",\"event_types\":"
         json += anonymous1(value_event_types_4)
       } else {
         throw new Error('"event_types" is required!')
@@ -3747,14 +3634,13 @@ let addComma_14 = false
       
       const value_status_5 = obj["status"]
       if (value_status_5 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"status\":"
+        json += ",\"status\":"
         
         if (typeof value_status_5 !== 'string') {
           if (value_status_5 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_status_5 instanceof Date) {
-            json += JSON_STR_QUOTE + value_status_5.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_status_5)
           } else if (value_status_5 instanceof RegExp) {
             json += asString(value_status_5.source)
           } else {
@@ -3770,8 +3656,7 @@ let addComma_14 = false
       
       const value_disabled_reason_6 = obj["disabled_reason"]
       if (value_disabled_reason_6 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"disabled_reason\":"
+        json += ",\"disabled_reason\":"
         
           if (value_disabled_reason_6 === null) {
             json += JSON_STR_NULL
@@ -3793,7 +3678,7 @@ let addComma_14 = false
           if (value_disabled_reason_6 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_disabled_reason_6 instanceof Date) {
-            json += JSON_STR_QUOTE + value_disabled_reason_6.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_disabled_reason_6)
           } else if (value_disabled_reason_6 instanceof RegExp) {
             json += asString(value_disabled_reason_6.source)
           } else {
@@ -3805,7 +3690,7 @@ let addComma_14 = false
         
           }
         
-    else throw new TypeError(`The value of '#/properties/disabled_reason' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/disabled_reason' does not match schema definition.")
   
       } else {
         throw new Error('"disabled_reason" is required!')
@@ -3813,8 +3698,7 @@ let addComma_14 = false
       
       const value_disabled_at_7 = obj["disabled_at"]
       if (value_disabled_at_7 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"disabled_at\":"
+        json += ",\"disabled_at\":"
         
           if (value_disabled_at_7 === null) {
             json += JSON_STR_NULL
@@ -3834,7 +3718,7 @@ let addComma_14 = false
             json += asDateTime(value_disabled_at_7)
           }
         
-    else throw new TypeError(`The value of '#/properties/disabled_at' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/disabled_at' does not match schema definition.")
   
       } else {
         throw new Error('"disabled_at" is required!')
@@ -3842,18 +3726,17 @@ let addComma_14 = false
       
       const value_rate_limit_8 = obj["rate_limit"]
       if (value_rate_limit_8 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"rate_limit\":"
+        json += ",\"rate_limit\":"
         
           if (value_rate_limit_8 === null) {
             json += JSON_STR_NULL
           }
           
-          else if(typeof value_rate_limit_8 === "object" || value_rate_limit_8 === null) {
+          else if((typeof value_rate_limit_8 === "object" && !Array.isArray(value_rate_limit_8)) || value_rate_limit_8 === null) {
             json += anonymous2(value_rate_limit_8)
           }
         
-    else throw new TypeError(`The value of '#/properties/rate_limit' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/rate_limit' does not match schema definition.")
   
       } else {
         throw new Error('"rate_limit" is required!')
@@ -3861,8 +3744,7 @@ let addComma_14 = false
       
       const value_max_concurrency_12 = obj["max_concurrency"]
       if (value_max_concurrency_12 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"max_concurrency\":"
+        json += ",\"max_concurrency\":"
         
           if (value_max_concurrency_12 === null) {
             json += JSON_STR_NULL
@@ -3872,7 +3754,7 @@ let addComma_14 = false
             json += asInteger(value_max_concurrency_12)
           }
         
-    else throw new TypeError(`The value of '#/properties/max_concurrency' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/max_concurrency' does not match schema definition.")
   
       } else {
         throw new Error('"max_concurrency" is required!')
@@ -3880,8 +3762,7 @@ let addComma_14 = false
       
       const value_metadata_13 = obj["metadata"]
       if (value_metadata_13 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"metadata\":"
+        json += ",\"metadata\":"
         json += anonymous3(value_metadata_13)
       } else {
         throw new Error('"metadata" is required!')
@@ -3889,8 +3770,7 @@ let addComma_14 = false
       
       const value_is_default_15 = obj["is_default"]
       if (value_is_default_15 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"is_default\":"
+        json += ",\"is_default\":"
         json += asBoolean(value_is_default_15)
       } else {
         throw new Error('"is_default" is required!')
@@ -3898,8 +3778,7 @@ let addComma_14 = false
       
       const value_created_at_16 = obj["created_at"]
       if (value_created_at_16 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"created_at\":"
+        json += ",\"created_at\":"
         json += asDateTime(value_created_at_16)
       } else {
         throw new Error('"created_at" is required!')
@@ -3907,8 +3786,7 @@ let addComma_14 = false
       
       const value_updated_at_17 = obj["updated_at"]
       if (value_updated_at_17 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"updated_at\":"
+        json += ",\"updated_at\":"
         json += asDateTime(value_updated_at_17)
       } else {
         throw new Error('"updated_at" is required!')
@@ -3916,16 +3794,14 @@ let addComma_14 = false
       
       const value_stats_18 = obj["stats"]
       if (value_stats_18 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"stats\":"
+        json += ",\"stats\":"
         json += anonymous4(value_stats_18)
       } else {
         throw new Error('"stats" is required!')
       }
       
-    json += JSON_STR_END_OBJECT
-  
-        return json
+return json + JSON_STR_END_OBJECT
+
       }
     
     const main = anonymous0
@@ -3957,7 +3833,8 @@ const {
   asDateTime,
   asDate,
   asTime,
-  asUnsafeString
+  asUnsafeString,
+  asPlainStringArray
 } = serializer
 
 const asInteger = serializer.asInteger.bind(serializer)
@@ -3974,18 +3851,23 @@ const asInteger = serializer.asInteger.bind(serializer)
     const JSON_STR_EMPTY_ARRAY = JSON_STR_BEGIN_ARRAY + JSON_STR_END_ARRAY
     const JSON_STR_EMPTY_STRING = JSON_STR_QUOTE + JSON_STR_QUOTE
     const JSON_STR_NULL = 'null'
+    
   
     
     function anonymous3 (obj) {
-      // #/properties/endpoints/items/properties/event_types
+      // "#/properties/endpoints/items/properties/event_types"
       let json = ''
   
     if (obj === null) return JSON_STR_EMPTY_ARRAY
     if (!Array.isArray(obj)) {
-      throw new TypeError(`The value of '#/properties/endpoints/items/properties/event_types' does not match schema definition.`)
+      throw new TypeError("The value of '#/properties/endpoints/items/properties/event_types' does not match schema definition.")
     }
     const arrayLength = obj.length
   
+      if (typeof arrayLength === 'number' && arrayLength >= 128 && Number.isInteger(arrayLength) && arrayLength <= 0xffffffff) {
+        return asPlainStringArray(obj, arrayLength)
+      }
+      
     json += JSON_STR_BEGIN_ARRAY
   
       if (arrayLength > 0) {
@@ -3995,7 +3877,7 @@ const asInteger = serializer.asInteger.bind(serializer)
           if (value === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value instanceof Date) {
-            json += JSON_STR_QUOTE + value.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value)
           } else if (value instanceof RegExp) {
             json += asString(value.source)
           } else {
@@ -4013,7 +3895,7 @@ const asInteger = serializer.asInteger.bind(serializer)
           if (value === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value instanceof Date) {
-            json += JSON_STR_QUOTE + value.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value)
           } else if (value instanceof RegExp) {
             json += asString(value.source)
           } else {
@@ -4028,7 +3910,7 @@ const asInteger = serializer.asInteger.bind(serializer)
       return json + JSON_STR_END_ARRAY
     }
 
-      // #/properties/endpoints/items/properties/rate_limit
+      // "#/properties/endpoints/items/properties/rate_limit"
       function anonymous4 (input) {
         const obj = (input && typeof input.toJSON === 'function')
     ? input.toJSON()
@@ -4037,12 +3919,10 @@ const asInteger = serializer.asInteger.bind(serializer)
         if (obj === null) return JSON_STR_EMPTY_OBJECT
         let json = ''
 
-        json += JSON_STR_BEGIN_OBJECT
-
+        
       const value_limit_12 = obj["limit"]
       if (value_limit_12 !== undefined) {
-        
-        json += "\"limit\":"
+        json += "{\"limit\":"
         json += asInteger(value_limit_12)
       } else {
         throw new Error('"limit" is required!')
@@ -4050,20 +3930,18 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_period_seconds_13 = obj["period_seconds"]
       if (value_period_seconds_13 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"period_seconds\":"
+        json += ",\"period_seconds\":"
         json += asInteger(value_period_seconds_13)
       } else {
         throw new Error('"period_seconds" is required!')
       }
       
-    json += JSON_STR_END_OBJECT
-  
-        return json
+return json + JSON_STR_END_OBJECT
+
       }
     
 
-      // #/properties/endpoints/items/properties/metadata
+      // "#/properties/endpoints/items/properties/metadata"
       function anonymous5 (input) {
         const obj = (input && typeof input.toJSON === 'function')
     ? input.toJSON()
@@ -4072,26 +3950,25 @@ const asInteger = serializer.asInteger.bind(serializer)
         if (obj === null) return JSON_STR_EMPTY_OBJECT
         let json = ''
 
-        json += JSON_STR_BEGIN_OBJECT
-let addComma_16 = false
+        let addComma_16 = false
 
     for (const key of Object.keys(obj)) {
-      if (
-        
-        obj[key] === undefined ||
-        typeof obj[key] === 'function' ||
-        typeof obj[key] === 'symbol'
-      ) continue
+      
       const value = obj[key]
+      if (
+        value === undefined ||
+        typeof value === 'function' ||
+        typeof value === 'symbol'
+      ) continue
   
-        !addComma_16 && (addComma_16 = true) || (json += JSON_STR_COMMA)
+        json += addComma_16 ? JSON_STR_COMMA : ((addComma_16 = true), JSON_STR_BEGIN_OBJECT)
         json += asString(key) + JSON_STR_COLONS
         
         if (typeof value !== 'string') {
           if (value === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value instanceof Date) {
-            json += JSON_STR_QUOTE + value.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value)
           } else if (value instanceof RegExp) {
             json += asString(value.source)
           } else {
@@ -4103,14 +3980,14 @@ let addComma_16 = false
         
       
     }
-  
-    json += JSON_STR_END_OBJECT
-  
-        return json
+  if (!addComma_16) json += JSON_STR_BEGIN_OBJECT
+
+return json + JSON_STR_END_OBJECT
+
       }
     
 
-      // #/properties/endpoints/items
+      // "#/properties/endpoints/items"
       function anonymous2 (input) {
         const obj = (input && typeof input.toJSON === 'function')
     ? input.toJSON()
@@ -4119,18 +3996,16 @@ let addComma_16 = false
         if (obj === null) return JSON_STR_EMPTY_OBJECT
         let json = ''
 
-        json += JSON_STR_BEGIN_OBJECT
-
+        
       const value_id_3 = obj["id"]
       if (value_id_3 !== undefined) {
-        
-        json += "\"id\":"
+        json += "{\"id\":"
         
         if (typeof value_id_3 !== 'string') {
           if (value_id_3 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_id_3 instanceof Date) {
-            json += JSON_STR_QUOTE + value_id_3.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_id_3)
           } else if (value_id_3 instanceof RegExp) {
             json += asString(value_id_3.source)
           } else {
@@ -4146,14 +4021,13 @@ let addComma_16 = false
       
       const value_url_4 = obj["url"]
       if (value_url_4 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"url\":"
+        json += ",\"url\":"
         
         if (typeof value_url_4 !== 'string') {
           if (value_url_4 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_url_4 instanceof Date) {
-            json += JSON_STR_QUOTE + value_url_4.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_url_4)
           } else if (value_url_4 instanceof RegExp) {
             json += asString(value_url_4.source)
           } else {
@@ -4169,8 +4043,7 @@ let addComma_16 = false
       
       const value_description_5 = obj["description"]
       if (value_description_5 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"description\":"
+        json += ",\"description\":"
         
           if (value_description_5 === null) {
             json += JSON_STR_NULL
@@ -4192,7 +4065,7 @@ let addComma_16 = false
           if (value_description_5 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_description_5 instanceof Date) {
-            json += JSON_STR_QUOTE + value_description_5.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_description_5)
           } else if (value_description_5 instanceof RegExp) {
             json += asString(value_description_5.source)
           } else {
@@ -4204,7 +4077,7 @@ let addComma_16 = false
         
           }
         
-    else throw new TypeError(`The value of '#/properties/endpoints/items/properties/description' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/endpoints/items/properties/description' does not match schema definition.")
   
       } else {
         throw new Error('"description" is required!')
@@ -4212,8 +4085,7 @@ let addComma_16 = false
       
       const value_event_types_6 = obj["event_types"]
       if (value_event_types_6 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"event_types\":"
+        json += ",\"event_types\":"
         json += anonymous3(value_event_types_6)
       } else {
         throw new Error('"event_types" is required!')
@@ -4221,14 +4093,13 @@ let addComma_16 = false
       
       const value_status_7 = obj["status"]
       if (value_status_7 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"status\":"
+        json += ",\"status\":"
         
         if (typeof value_status_7 !== 'string') {
           if (value_status_7 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_status_7 instanceof Date) {
-            json += JSON_STR_QUOTE + value_status_7.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_status_7)
           } else if (value_status_7 instanceof RegExp) {
             json += asString(value_status_7.source)
           } else {
@@ -4244,8 +4115,7 @@ let addComma_16 = false
       
       const value_disabled_reason_8 = obj["disabled_reason"]
       if (value_disabled_reason_8 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"disabled_reason\":"
+        json += ",\"disabled_reason\":"
         
           if (value_disabled_reason_8 === null) {
             json += JSON_STR_NULL
@@ -4267,7 +4137,7 @@ let addComma_16 = false
           if (value_disabled_reason_8 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_disabled_reason_8 instanceof Date) {
-            json += JSON_STR_QUOTE + value_disabled_reason_8.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_disabled_reason_8)
           } else if (value_disabled_reason_8 instanceof RegExp) {
             json += asString(value_disabled_reason_8.source)
           } else {
@@ -4279,7 +4149,7 @@ let addComma_16 = false
         
           }
         
-    else throw new TypeError(`The value of '#/properties/endpoints/items/properties/disabled_reason' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/endpoints/items/properties/disabled_reason' does not match schema definition.")
   
       } else {
         throw new Error('"disabled_reason" is required!')
@@ -4287,8 +4157,7 @@ let addComma_16 = false
       
       const value_disabled_at_9 = obj["disabled_at"]
       if (value_disabled_at_9 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"disabled_at\":"
+        json += ",\"disabled_at\":"
         
           if (value_disabled_at_9 === null) {
             json += JSON_STR_NULL
@@ -4308,7 +4177,7 @@ let addComma_16 = false
             json += asDateTime(value_disabled_at_9)
           }
         
-    else throw new TypeError(`The value of '#/properties/endpoints/items/properties/disabled_at' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/endpoints/items/properties/disabled_at' does not match schema definition.")
   
       } else {
         throw new Error('"disabled_at" is required!')
@@ -4316,18 +4185,17 @@ let addComma_16 = false
       
       const value_rate_limit_10 = obj["rate_limit"]
       if (value_rate_limit_10 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"rate_limit\":"
+        json += ",\"rate_limit\":"
         
           if (value_rate_limit_10 === null) {
             json += JSON_STR_NULL
           }
           
-          else if(typeof value_rate_limit_10 === "object" || value_rate_limit_10 === null) {
+          else if((typeof value_rate_limit_10 === "object" && !Array.isArray(value_rate_limit_10)) || value_rate_limit_10 === null) {
             json += anonymous4(value_rate_limit_10)
           }
         
-    else throw new TypeError(`The value of '#/properties/endpoints/items/properties/rate_limit' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/endpoints/items/properties/rate_limit' does not match schema definition.")
   
       } else {
         throw new Error('"rate_limit" is required!')
@@ -4335,8 +4203,7 @@ let addComma_16 = false
       
       const value_max_concurrency_14 = obj["max_concurrency"]
       if (value_max_concurrency_14 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"max_concurrency\":"
+        json += ",\"max_concurrency\":"
         
           if (value_max_concurrency_14 === null) {
             json += JSON_STR_NULL
@@ -4346,7 +4213,7 @@ let addComma_16 = false
             json += asInteger(value_max_concurrency_14)
           }
         
-    else throw new TypeError(`The value of '#/properties/endpoints/items/properties/max_concurrency' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/endpoints/items/properties/max_concurrency' does not match schema definition.")
   
       } else {
         throw new Error('"max_concurrency" is required!')
@@ -4354,8 +4221,7 @@ let addComma_16 = false
       
       const value_metadata_15 = obj["metadata"]
       if (value_metadata_15 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"metadata\":"
+        json += ",\"metadata\":"
         json += anonymous5(value_metadata_15)
       } else {
         throw new Error('"metadata" is required!')
@@ -4363,8 +4229,7 @@ let addComma_16 = false
       
       const value_is_default_17 = obj["is_default"]
       if (value_is_default_17 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"is_default\":"
+        json += ",\"is_default\":"
         json += asBoolean(value_is_default_17)
       } else {
         throw new Error('"is_default" is required!')
@@ -4372,8 +4237,7 @@ let addComma_16 = false
       
       const value_created_at_18 = obj["created_at"]
       if (value_created_at_18 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"created_at\":"
+        json += ",\"created_at\":"
         json += asDateTime(value_created_at_18)
       } else {
         throw new Error('"created_at" is required!')
@@ -4381,26 +4245,24 @@ let addComma_16 = false
       
       const value_updated_at_19 = obj["updated_at"]
       if (value_updated_at_19 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"updated_at\":"
+        json += ",\"updated_at\":"
         json += asDateTime(value_updated_at_19)
       } else {
         throw new Error('"updated_at" is required!')
       }
       
-    json += JSON_STR_END_OBJECT
-  
-        return json
+return json + JSON_STR_END_OBJECT
+
       }
     
 
     function anonymous1 (obj) {
-      // #/properties/endpoints
+      // "#/properties/endpoints"
       let json = ''
   
     if (obj === null) return JSON_STR_EMPTY_ARRAY
     if (!Array.isArray(obj)) {
-      throw new TypeError(`The value of '#/properties/endpoints' does not match schema definition.`)
+      throw new TypeError("The value of '#/properties/endpoints' does not match schema definition.")
     }
     const arrayLength = obj.length
   
@@ -4418,7 +4280,7 @@ let addComma_16 = false
       return json + JSON_STR_END_ARRAY
     }
 
-      // #
+      // "#"
       function anonymous0 (input) {
         const obj = (input && typeof input.toJSON === 'function')
     ? input.toJSON()
@@ -4427,12 +4289,10 @@ let addComma_16 = false
         if (obj === null) return JSON_STR_EMPTY_OBJECT
         let json = ''
 
-        json += JSON_STR_BEGIN_OBJECT
-
+        
       const value_endpoints_1 = obj["endpoints"]
       if (value_endpoints_1 !== undefined) {
-        
-        json += "\"endpoints\":"
+        json += "{\"endpoints\":"
         json += anonymous1(value_endpoints_1)
       } else {
         throw new Error('"endpoints" is required!')
@@ -4440,8 +4300,7 @@ let addComma_16 = false
       
       const value_limit_20 = obj["limit"]
       if (value_limit_20 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"limit\":"
+        json += ",\"limit\":"
         json += asInteger(value_limit_20)
       } else {
         throw new Error('"limit" is required!')
@@ -4449,8 +4308,7 @@ let addComma_16 = false
       
       const value_next_cursor_21 = obj["next_cursor"]
       if (value_next_cursor_21 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"next_cursor\":"
+        json += ",\"next_cursor\":"
         
           if (value_next_cursor_21 === null) {
             json += JSON_STR_NULL
@@ -4472,7 +4330,7 @@ let addComma_16 = false
           if (value_next_cursor_21 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_next_cursor_21 instanceof Date) {
-            json += JSON_STR_QUOTE + value_next_cursor_21.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_next_cursor_21)
           } else if (value_next_cursor_21 instanceof RegExp) {
             json += asString(value_next_cursor_21.source)
           } else {
@@ -4484,7 +4342,7 @@ let addComma_16 = false
         
           }
         
-    else throw new TypeError(`The value of '#/properties/next_cursor' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/next_cursor' does not match schema definition.")
   
       } else {
         throw new Error('"next_cursor" is required!')
@@ -4492,16 +4350,14 @@ let addComma_16 = false
       
       const value_has_more_22 = obj["has_more"]
       if (value_has_more_22 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"has_more\":"
+        json += ",\"has_more\":"
         json += asBoolean(value_has_more_22)
       } else {
         throw new Error('"has_more" is required!')
       }
       
-    json += JSON_STR_END_OBJECT
-  
-        return json
+return json + JSON_STR_END_OBJECT
+
       }
     
     const main = anonymous0
@@ -4533,7 +4389,8 @@ const {
   asDateTime,
   asDate,
   asTime,
-  asUnsafeString
+  asUnsafeString,
+  asPlainStringArray
 } = serializer
 
 const asInteger = serializer.asInteger.bind(serializer)
@@ -4550,9 +4407,10 @@ const asInteger = serializer.asInteger.bind(serializer)
     const JSON_STR_EMPTY_ARRAY = JSON_STR_BEGIN_ARRAY + JSON_STR_END_ARRAY
     const JSON_STR_EMPTY_STRING = JSON_STR_QUOTE + JSON_STR_QUOTE
     const JSON_STR_NULL = 'null'
+    
   
     
-      // #/properties/deliveries/items
+      // "#/properties/deliveries/items"
       function anonymous2 (input) {
         const obj = (input && typeof input.toJSON === 'function')
     ? input.toJSON()
@@ -4561,18 +4419,16 @@ const asInteger = serializer.asInteger.bind(serializer)
         if (obj === null) return JSON_STR_EMPTY_OBJECT
         let json = ''
 
-        json += JSON_STR_BEGIN_OBJECT
-
+        
       const value_endpoint_id_4 = obj["endpoint_id"]
       if (value_endpoint_id_4 !== undefined) {
-        
-        json += "\"endpoint_id\":"
+        json += "{\"endpoint_id\":"
         
         if (typeof value_endpoint_id_4 !== 'string') {
           if (value_endpoint_id_4 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_endpoint_id_4 instanceof Date) {
-            json += JSON_STR_QUOTE + value_endpoint_id_4.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_endpoint_id_4)
           } else if (value_endpoint_id_4 instanceof RegExp) {
             json += asString(value_endpoint_id_4.source)
           } else {
@@ -4588,14 +4444,13 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_status_5 = obj["status"]
       if (value_status_5 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"status\":"
+        json += ",\"status\":"
         
         if (typeof value_status_5 !== 'string') {
           if (value_status_5 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_status_5 instanceof Date) {
-            json += JSON_STR_QUOTE + value_status_5.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_status_5)
           } else if (value_status_5 instanceof RegExp) {
             json += asString(value_status_5.source)
           } else {
@@ -4611,8 +4466,7 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_attempts_6 = obj["attempts"]
       if (value_attempts_6 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"attempts\":"
+        json += ",\"attempts\":"
         json += asInteger(value_attempts_6)
       } else {
         throw new Error('"attempts" is required!')
@@ -4620,8 +4474,7 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_response_status_7 = obj["response_status"]
       if (value_response_status_7 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"response_status\":"
+        json += ",\"response_status\":"
         
           if (value_response_status_7 === null) {
             json += JSON_STR_NULL
@@ -4631,7 +4484,7 @@ const asInteger = serializer.asInteger.bind(serializer)
             json += asInteger(value_response_status_7)
           }
         
-    else throw new TypeError(`The value of '#/properties/deliveries/items/properties/response_status' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/deliveries/items/properties/response_status' does not match schema definition.")
   
       } else {
         throw new Error('"response_status" is required!')
@@ -4639,8 +4492,7 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_last_error_8 = obj["last_error"]
       if (value_last_error_8 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"last_error\":"
+        json += ",\"last_error\":"
         
           if (value_last_error_8 === null) {
             json += JSON_STR_NULL
@@ -4662,7 +4514,7 @@ const asInteger = serializer.asInteger.bind(serializer)
           if (value_last_error_8 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_last_error_8 instanceof Date) {
-            json += JSON_STR_QUOTE + value_last_error_8.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_last_error_8)
           } else if (value_last_error_8 instanceof RegExp) {
             json += asString(value_last_error_8.source)
           } else {
@@ -4674,7 +4526,7 @@ const asInteger = serializer.asInteger.bind(serializer)
         
           }
         
-    else throw new TypeError(`The value of '#/properties/deliveries/items/properties/last_error' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/deliveries/items/properties/last_error' does not match schema definition.")
   
       } else {
         throw new Error('"last_error" is required!')
@@ -4682,8 +4534,7 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_next_attempt_at_9 = obj["next_attempt_at"]
       if (value_next_attempt_at_9 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"next_attempt_at\":"
+        json += ",\"next_attempt_at\":"
         
           if (value_next_attempt_at_9 === null) {
             json += JSON_STR_NULL
@@ -4703,7 +4554,7 @@ const asInteger = serializer.asInteger.bind(serializer)
             json += asDateTime(value_next_attempt_at_9)
           }
         
-    else throw new TypeError(`The value of '#/properties/deliveries/items/properties/next_attempt_at' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/deliveries/items/properties/next_attempt_at' does not match schema definition.")
   
       } else {
         throw new Error('"next_attempt_at" is required!')
@@ -4711,8 +4562,7 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_delivered_at_10 = obj["delivered_at"]
       if (value_delivered_at_10 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"delivered_at\":"
+        json += ",\"delivered_at\":"
         
           if (value_delivered_at_10 === null) {
             json += JSON_STR_NULL
@@ -4732,25 +4582,24 @@ const asInteger = serializer.asInteger.bind(serializer)
             json += asDateTime(value_delivered_at_10)
           }
         
-    else throw new TypeError(`The value of '#/properties/deliveries/items/properties/delivered_at' does not match schema definition.`)
+    else throw new TypeError("The value of '#/properties/deliveries/items/properties/delivered_at' does not match schema definition.")
   
       } else {
         throw new Error('"delivered_at" is required!')
       }
       
-    json += JSON_STR_END_OBJECT
-  
-        return json
+return json + JSON_STR_END_OBJECT
+
       }
     
 
     function anonymous1 (obj) {
-      // #/properties/deliveries
+      // "#/properties/deliveries"
       let json = ''
   
     if (obj === null) return JSON_STR_EMPTY_ARRAY
     if (!Array.isArray(obj)) {
-      throw new TypeError(`The value of '#/properties/deliveries' does not match schema definition.`)
+      throw new TypeError("The value of '#/properties/deliveries' does not match schema definition.")
     }
     const arrayLength = obj.length
   
@@ -4768,7 +4617,7 @@ const asInteger = serializer.asInteger.bind(serializer)
       return json + JSON_STR_END_ARRAY
     }
 
-      // #
+      // "#"
       function anonymous0 (input) {
         const obj = (input && typeof input.toJSON === 'function')
     ? input.toJSON()
@@ -4777,18 +4626,16 @@ const asInteger = serializer.asInteger.bind(serializer)
         if (obj === null) return JSON_STR_EMPTY_OBJECT
         let json = ''
 
-        json += JSON_STR_BEGIN_OBJECT
-
+        
       const value_event_id_1 = obj["event_id"]
       if (value_event_id_1 !== undefined) {
-        
-        json += "\"event_id\":"
+        json += "{\"event_id\":"
         
         if (typeof value_event_id_1 !== 'string') {
           if (value_event_id_1 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_event_id_1 instanceof Date) {
-            json += JSON_STR_QUOTE + value_event_id_1.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_event_id_1)
           } else if (value_event_id_1 instanceof RegExp) {
             json += asString(value_event_id_1.source)
           } else {
@@ -4804,16 +4651,14 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_deliveries_2 = obj["deliveries"]
       if (value_deliveries_2 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"deliveries\":"
+        json += ",\"deliveries\":"
         json += anonymous1(value_deliveries_2)
       } else {
         throw new Error('"deliveries" is required!')
       }
       
-    json += JSON_STR_END_OBJECT
-  
-        return json
+return json + JSON_STR_END_OBJECT
+
       }
     
     const main = anonymous0
@@ -4845,7 +4690,8 @@ const {
   asDateTime,
   asDate,
   asTime,
-  asUnsafeString
+  asUnsafeString,
+  asPlainStringArray
 } = serializer
 
 const asInteger = serializer.asInteger.bind(serializer)
@@ -4862,9 +4708,10 @@ const asInteger = serializer.asInteger.bind(serializer)
     const JSON_STR_EMPTY_ARRAY = JSON_STR_BEGIN_ARRAY + JSON_STR_END_ARRAY
     const JSON_STR_EMPTY_STRING = JSON_STR_QUOTE + JSON_STR_QUOTE
     const JSON_STR_NULL = 'null'
+    
   
     
-      // #
+      // "#"
       function anonymous0 (input) {
         const obj = (input && typeof input.toJSON === 'function')
     ? input.toJSON()
@@ -4873,20 +4720,17 @@ const asInteger = serializer.asInteger.bind(serializer)
         if (obj === null) return JSON_STR_EMPTY_OBJECT
         let json = ''
 
-        json += JSON_STR_BEGIN_OBJECT
-
+        
       const value_scheduled_1 = obj["scheduled"]
       if (value_scheduled_1 !== undefined) {
-        
-        json += "\"scheduled\":"
+        json += "{\"scheduled\":"
         json += asInteger(value_scheduled_1)
       } else {
         throw new Error('"scheduled" is required!')
       }
       
-    json += JSON_STR_END_OBJECT
-  
-        return json
+return json + JSON_STR_END_OBJECT
+
       }
     
     const main = anonymous0
@@ -4918,7 +4762,8 @@ const {
   asDateTime,
   asDate,
   asTime,
-  asUnsafeString
+  asUnsafeString,
+  asPlainStringArray
 } = serializer
 
 const asInteger = serializer.asInteger.bind(serializer)
@@ -4935,9 +4780,10 @@ const asInteger = serializer.asInteger.bind(serializer)
     const JSON_STR_EMPTY_ARRAY = JSON_STR_BEGIN_ARRAY + JSON_STR_END_ARRAY
     const JSON_STR_EMPTY_STRING = JSON_STR_QUOTE + JSON_STR_QUOTE
     const JSON_STR_NULL = 'null'
+    
   
     
-      // #
+      // "#"
       function anonymous0 (input) {
         const obj = (input && typeof input.toJSON === 'function')
     ? input.toJSON()
@@ -4946,18 +4792,16 @@ const asInteger = serializer.asInteger.bind(serializer)
         if (obj === null) return JSON_STR_EMPTY_OBJECT
         let json = ''
 
-        json += JSON_STR_BEGIN_OBJECT
-
+        
       const value_status_1 = obj["status"]
       if (value_status_1 !== undefined) {
-        
-        json += "\"status\":"
+        json += "{\"status\":"
         
         if (typeof value_status_1 !== 'string') {
           if (value_status_1 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_status_1 instanceof Date) {
-            json += JSON_STR_QUOTE + value_status_1.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_status_1)
           } else if (value_status_1 instanceof RegExp) {
             json += asString(value_status_1.source)
           } else {
@@ -4973,16 +4817,14 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_timestamp_2 = obj["timestamp"]
       if (value_timestamp_2 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"timestamp\":"
+        json += ",\"timestamp\":"
         json += asDateTime(value_timestamp_2)
       } else {
         throw new Error('"timestamp" is required!')
       }
       
-    json += JSON_STR_END_OBJECT
-  
-        return json
+return json + JSON_STR_END_OBJECT
+
       }
     
     const main = anonymous0
@@ -5014,7 +4856,8 @@ const {
   asDateTime,
   asDate,
   asTime,
-  asUnsafeString
+  asUnsafeString,
+  asPlainStringArray
 } = serializer
 
 const asInteger = serializer.asInteger.bind(serializer)
@@ -5031,9 +4874,10 @@ const asInteger = serializer.asInteger.bind(serializer)
     const JSON_STR_EMPTY_ARRAY = JSON_STR_BEGIN_ARRAY + JSON_STR_END_ARRAY
     const JSON_STR_EMPTY_STRING = JSON_STR_QUOTE + JSON_STR_QUOTE
     const JSON_STR_NULL = 'null'
+    
   
     
-      // #
+      // "#"
       function anonymous0 (input) {
         const obj = (input && typeof input.toJSON === 'function')
     ? input.toJSON()
@@ -5042,18 +4886,16 @@ const asInteger = serializer.asInteger.bind(serializer)
         if (obj === null) return JSON_STR_EMPTY_OBJECT
         let json = ''
 
-        json += JSON_STR_BEGIN_OBJECT
-
+        
       const value_status_1 = obj["status"]
       if (value_status_1 !== undefined) {
-        
-        json += "\"status\":"
+        json += "{\"status\":"
         
         if (typeof value_status_1 !== 'string') {
           if (value_status_1 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_status_1 instanceof Date) {
-            json += JSON_STR_QUOTE + value_status_1.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_status_1)
           } else if (value_status_1 instanceof RegExp) {
             json += asString(value_status_1.source)
           } else {
@@ -5069,14 +4911,13 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_database_2 = obj["database"]
       if (value_database_2 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"database\":"
+        json += ",\"database\":"
         
         if (typeof value_database_2 !== 'string') {
           if (value_database_2 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_database_2 instanceof Date) {
-            json += JSON_STR_QUOTE + value_database_2.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_database_2)
           } else if (value_database_2 instanceof RegExp) {
             json += asString(value_database_2.source)
           } else {
@@ -5092,14 +4933,13 @@ const asInteger = serializer.asInteger.bind(serializer)
       
       const value_error_3 = obj["error"]
       if (value_error_3 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"error\":"
+        json += ",\"error\":"
         
         if (typeof value_error_3 !== 'string') {
           if (value_error_3 === null) {
             json += JSON_STR_EMPTY_STRING
           } else if (value_error_3 instanceof Date) {
-            json += JSON_STR_QUOTE + value_error_3.toISOString() + JSON_STR_QUOTE
+            json += asDateTime(value_error_3)
           } else if (value_error_3 instanceof RegExp) {
             json += asString(value_error_3.source)
           } else {
@@ -5113,14 +4953,12 @@ const asInteger = serializer.asInteger.bind(serializer)
 
       const value_timestamp_4 = obj["timestamp"]
       if (value_timestamp_4 !== undefined) {
-        json += JSON_STR_COMMA
-        json += "\"timestamp\":"
+        json += ",\"timestamp\":"
         json += asDateTime(value_timestamp_4)
       }
 
-    json += JSON_STR_END_OBJECT
-  
-        return json
+return json + JSON_STR_END_OBJECT
+
       }
     
     const main = anonymous0

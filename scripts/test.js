@@ -21,10 +21,11 @@ if (driver.problem !== null) {
 
 let embedded = null
 if (!process.env.DATABASE_URL) {
-  const problem = await embeddedPreflight('.test-data', null)
+  // Scratch data: a cluster of another PostgreSQL major version is made anew (disposable), not refused.
+  const problem = await embeddedPreflight('.test-data', null, true)
   if (problem !== null) { process.stderr.write(`npm test: ${problem}\n`); process.exit(1) }
   process.stdout.write('DATABASE_URL is unset: starting an embedded PostgreSQL for the tests\n')
-  embedded = await startEmbedded('.test-data')
+  embedded = await startEmbedded('.test-data', undefined, { disposable: true })
 }
 const env = { ...process.env, DATABASE_URL: process.env.DATABASE_URL || embedded.url }
 // Node 20's --test does not expand globs, so the test files are listed here.

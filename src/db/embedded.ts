@@ -21,7 +21,7 @@
  * here and only when an embedded database is wanted, so a node with DATABASE_URL never loads it.
  */
 import { existsSync } from 'node:fs'
-import { mkdir, chmod, stat } from 'node:fs/promises'
+import { mkdir, chmod, readFile, rm, stat } from 'node:fs/promises'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import path from 'node:path'
@@ -36,6 +36,11 @@ export interface EmbeddedDb {
 export interface EmbeddedOptions {
   /** The caller stops the cluster itself on SIGTERM/SIGINT (in its shutdown order): drop the library's signal hooks. */
   readonly callerHandlesSignals?: boolean
+  /**
+   * The data is scratch (the test runner's): a cluster made by another PostgreSQL major version is
+   * deleted and made anew instead of refused.
+   */
+  readonly disposable?: boolean
 }
 
 /** The embedded PostgreSQL cannot be set up here; the message is one line saying what to do. */
@@ -83,19 +88,44 @@ async function binariesDir (): Promise<string | null> {
   }
 }
 
+/** The major version of the embedded binaries (`postgres --version`: "postgres (PostgreSQL) 18.4"). */
+async function binariesMajor (): Promise<string | null> {
+  const dir = await binariesDir()
+  if (dir === null) return null
+  const { stdout } = await promisify(execFile)(path.join(dir, 'postgres'), ['--version'])
+  return /\(PostgreSQL\) (\d+)/.exec(stdout)?.[1] ?? null
+}
+
+/**
+ * A cluster is tied to the PostgreSQL major version that made it: after an upgrade of the embedded
+ * binaries (17 to 18) the old one does not start. Scratch data is made anew; anything else is
+ * refused with one line — the data is the operator's, and moving it aside is their call.
+ */
+async function clusterVersionProblem (databaseDir: string): Promise<string | null> {
+  let made: string
+  try { made = (await readFile(path.join(databaseDir, 'PG_VERSION'), 'utf8')).trim() } catch { return null } // no cluster yet
+  const embedded = await binariesMajor()
+  if (embedded === null || embedded === made) return null
+  return `${databaseDir} holds a PostgreSQL ${made} cluster, and this version embeds PostgreSQL ${embedded}: ` +
+    `move ${databaseDir} aside to start with an empty database (dump it first with PostgreSQL ${made}'s pg_dump to keep its data), or set DATABASE_URL`
+}
+
 /**
  * Null when the embedded PostgreSQL can run here; otherwise the one line that says why not and what
- * to do. Only root has anything to check (the cluster then runs as the `postgres` OS user).
- * `setting` names what moves the data (DATA_DIR for the service; null where nothing does).
+ * to do: as root, whether the `postgres` OS user (which then runs the cluster) can reach the binaries
+ * and the data; and whether an existing cluster was made by the embedded PostgreSQL major version.
+ * `setting` names what moves the data (DATA_DIR for the service; null where nothing does);
+ * `disposable` data (see EmbeddedOptions) of another major version is no problem.
  */
-export async function embeddedPreflight (dataDir: string, setting: string | null = 'DATA_DIR'): Promise<string | null> {
-  if (process.getuid?.() !== 0) return null
+export async function embeddedPreflight (dataDir: string, setting: string | null = 'DATA_DIR', disposable = false): Promise<string | null> {
+  const version = async (): Promise<string | null> => disposable ? null : await clusterVersionProblem(path.join(path.resolve(dataDir), 'pg'))
+  if (process.getuid?.() !== 0) return await version()
   const who = await postgresUser()
   const bins = await binariesDir()
   const forBins = bins === null ? null : await blockedOnTheWay(bins, who)
   const forData = forBins === null ? await blockedOnTheWay(dataDir, who) : null
   const blocked = forBins ?? forData
-  if (blocked === null) return null
+  if (blocked === null) return await version()
   const reach = forBins !== null ? `the PostgreSQL binaries in ${bins}` : `${setting ?? 'its data directory'} ${path.resolve(dataDir)}`
   const fix = forBins === null && setting !== null
     ? `set ${setting} to a directory that user can reach (e.g. /var/lib/triggers-api)`
@@ -133,6 +163,11 @@ export async function startEmbedded (dataDir: string, log: (msg: string) => void
     await chmod(root, 0o755)
     const problem = await embeddedPreflight(dataDir)
     if (problem !== null) throw new EmbeddedSetupError(problem)
+  }
+  const stale = await clusterVersionProblem(databaseDir)
+  if (stale !== null) {
+    if (opts.disposable !== true) throw new EmbeddedSetupError(stale)
+    await rm(databaseDir, { recursive: true, force: true })
   }
   const port = await freePort()
   const pg = new EmbeddedPostgres({
