@@ -25,6 +25,7 @@ import { freePort } from './lib/free-port.ts'
 import { ThreadInit } from './primary/thread-init.ts'
 import { ListenerGroup } from './primary/listeners.ts'
 import { startDeliveryThreads, stopDeliveryThread, wakeDelivery } from './primary/delivery-thread.ts'
+import type { PrimaryToDelivery } from './threads/protocol.ts'
 import { RotationWatch } from './primary/rotation-watch.ts'
 import { OrgChangeWatch } from './primary/org-change-watch.ts'
 import { notifyOrganizationChanged } from './db/queries/notify-organization-changes.ts'
@@ -77,9 +78,14 @@ export async function startService (config: Config, log: Logger): Promise<Runnin
     dropAll: hold => { handshake.dropAll(hold) },
   })
   changes.start()
+  // Delivery threads boot while the migrations run too, and start claiming once they are applied.
+  if (config.deliveryEnabled) deliveries = startDeliveryThreads(config, log, init)
+  // `migrated` never rejects (it resolves to the error): the second handler is never called.
+  migrated.then(failed => { if (failed === null) for (const d of deliveries) d.post({ v: 1, type: 'start' } satisfies PrimaryToDelivery) }, () => {})
   try {
     await listeners.start(migrated)
   } catch (err) {
+    await Promise.all(deliveries.map(async d => { await stopDeliveryThread(d, () => config.shutdownTimeoutMs) }))
     changes.stop()
     await argon2.close()
     await sql.end({ timeout: 1 })
@@ -87,7 +93,6 @@ export async function startService (config: Config, log: Logger): Promise<Runnin
     throw err
   }
 
-  if (config.deliveryEnabled) deliveries = startDeliveryThreads(config, log, init)
 
   // The fallback for key rotations whose NOTIFY was lost.
   const rotation = new RotationWatch(sql, log, organizationId => {

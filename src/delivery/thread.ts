@@ -3,8 +3,11 @@
  * this file with workerData = WorkerInit.
  *
  * Handshake:
- *   1. parse workerData (parseWorkerInit + configFromWorkerData), open this thread's database client,
- *      start the scheduler (LISTEN triggers_events, first claim), post {v:1, type:'ready'}.
+ *   1. parse workerData (parseWorkerInit + configFromWorkerData), make this thread's database client.
+ *      A thread started while the primary still applies migrations (`listenNow` false) boots in
+ *      parallel with them and waits for {v:1, type:'start'}; a replacement starts at once. Then: open
+ *      the pool's connections (so the first claims do not pay for connecting), start the scheduler
+ *      (LISTEN triggers_events, first claim), post {v:1, type:'ready'}.
  *   2. {v:1, type:'wake'} claims at once (the primary forwards listeners' 'committed' messages).
  *   3. {v:1, type:'stop', deadlineMs}: stop claiming; in-flight attempts may finish until the deadline;
  *      the rest are aborted and handed back due now (attempts keep the interrupted attempt's number,
@@ -30,7 +33,8 @@ if (port === null) throw new Error('src/delivery/thread.ts must run as a worker 
 const init = parseWorkerInit(workerData)
 const config = configFromWorkerData(init.config)
 const log = createLogger(config.logLevel, 'delivery').child({ component: 'delivery', thread_index: init.threadIndex })
-const sql = createDb({ url: init.databaseUrl, max: Math.max(2, Math.min(config.dbPoolSize, 8)), applicationName: 'triggers-delivery' })
+const poolSize = Math.max(2, Math.min(config.dbPoolSize, 8))
+const sql = createDb({ url: init.databaseUrl, max: poolSize, applicationName: 'triggers-delivery' })
 const metrics = ThreadMetrics.forThread(init.metrics)
 const stopSampling = metrics.startRuntimeSampling()
 const scheduler = new Scheduler({ sql, config, log, metrics })
@@ -62,18 +66,34 @@ function onStopFailed (err: unknown): void {
   port!.close()
 }
 
+let started = false
+
+async function start (): Promise<void> {
+  if (started || stopping) return
+  started = true
+  // Warm the pool: every connection opened (and its session set up) before the first event is due.
+  await Promise.all(Array.from({ length: poolSize }, async () => await sql`select 1`))
+  await scheduler.start()
+  // A stop that arrived during start-up is already being handled: 'stopped' follows, 'ready' would mislead.
+  if (!stopping) {
+    log.info({ concurrency: config.deliveryConcurrency, per_endpoint: config.deliveryPerEndpoint, timeout_ms: config.deliveryTimeoutMs }, 'delivery thread ready')
+    post({ v: 1, type: 'ready' })
+  }
+}
+
+function onStartFailed (err: unknown): void {
+  // The thread's 'error' event tells the primary, which replaces it.
+  process.nextTick(() => { throw err })
+}
+
 port.on('message', (raw: unknown) => {
   const m = parsePrimaryToDelivery(raw)
   if (m === null) { log.warn('ignored an unknown message'); return }
   if (m.type === 'wake') { scheduler.wake(); return }
+  if (m.type === 'start') { start().then(undefined, onStartFailed); return }
   if (stopping) return
   stopping = true
   shutdown(m.deadlineMs).then(onStopped, onStopFailed)
 })
 
-await scheduler.start()
-// A stop that arrived during start-up is already being handled: 'stopped' follows, 'ready' would mislead.
-if (!stopping) {
-  log.info({ concurrency: config.deliveryConcurrency, per_endpoint: config.deliveryPerEndpoint, timeout_ms: config.deliveryTimeoutMs }, 'delivery thread ready')
-  post({ v: 1, type: 'ready' })
-}
+if (init.listenNow) start().then(undefined, onStartFailed)

@@ -9,6 +9,7 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { checkWebhookUrl, guardedLookup, isPublicAddress, NonPublicAddressError, type Resolver } from '../../src/webhooks/ssrf.ts'
 import { Dispatcher } from '../../src/delivery/dispatch.ts'
+import type { AttemptResult } from '../../src/delivery/retry-policy.ts'
 import { ClaimedDelivery } from '../../src/db/queries/claim-deliveries.ts'
 
 const NOT_PUBLIC = [
@@ -124,39 +125,59 @@ test('guardedLookup refuses a name resolving to loopback, in both callback forms
 function delivery (url: string): ClaimedDelivery {
   return new ClaimedDelivery({
     organization_id: '00000000-0000-7000-8000-000000000001',
-    id: '00000000-0000-7000-8000-000000000002',
+    event_id: '00000000-0000-7000-8000-000000000002',
+    endpoint_id: '00000000-0000-7000-8000-000000000003',
     type: 't',
     payload: '{}',
     created_at: new Date(),
     attempts: 1,
     series_attempt: 1,
-    webhook_url: url,
-    signing_secret: null,
-    previous_secret: null,
+    trigger: 'initial',
+  }, {
+    organization_id: '00000000-0000-7000-8000-000000000001', id: '00000000-0000-7000-8000-000000000003', url, status: 'active',
+    is_default: false, signing_secret: 'whsec_' + Buffer.alloc(32).toString('base64'), previous_secret: null, rate_limit: null,
+    rate_period_seconds: null, max_concurrency: null, rate_tat: null, throttled_until: null, breaker_until: null,
+    consecutive_failures: 0, leased: 0,
   })
+}
+
+/** A Dispatcher whose attempts resolve as promises (the scheduler gets them through its Settler). */
+function dispatcher (allowPrivate: boolean): { d: Dispatcher, attempt: (url: string) => Promise<AttemptResult> } {
+  const waiting = new Map<ClaimedDelivery, (r: AttemptResult) => void>()
+  const d = new Dispatcher({ timeoutMs: 2000, connectionsPerOrigin: 2, allowPrivate, excerptBytes: 1024 }, {
+    settled (c, r) { waiting.get(c)?.(r); waiting.delete(c) },
+  })
+  return {
+    d,
+    attempt: async url => await new Promise(resolve => {
+      const c = delivery(url)
+      waiting.set(c, resolve)
+      d.attempt(c, new URL(url))
+    }),
+  }
 }
 
 test('connect-time guard: refusal before any connection (local receiver sees zero requests)', async (t) => {
   let requests = 0
   let connections = 0
   const server = createServer((_req, res) => { requests++; res.end('ok') })
-  server.on('connection', () => { connections++ })
+  server.on('connection', (s) => { connections++; s.on('error', () => {}) })
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
   t.after(() => new Promise<void>(resolve => server.close(() => resolve())))
   const port = (server.address() as AddressInfo).port
-  const d = new Dispatcher({ timeoutMs: 2000, perEndpoint: 2, allowPrivate: false })
-  t.after(() => d.close())
+  const guarded = dispatcher(false)
+  t.after(() => guarded.d.close())
   for (const url of [`http://localhost:${port}/hook`, `http://127.0.0.1:${port}/hook`, `http://[::ffff:127.0.0.1]:${port}/`]) {
-    const r = await d.attempt(delivery(url), new URL(url))
+    const r = await guarded.attempt(url)
     assert.equal(r.kind, 'refused', url)
     assert.equal(r.status, 0)
   }
   assert.equal(requests, 0)
   assert.equal(connections, 0)
   // The same receiver is reachable when private targets are allowed (proves the port was right).
-  const open = new Dispatcher({ timeoutMs: 2000, perEndpoint: 2, allowPrivate: true })
-  t.after(() => open.close())
-  const ok = await open.attempt(delivery(`http://localhost:${port}/hook`), new URL(`http://localhost:${port}/hook`))
+  const open = dispatcher(true)
+  t.after(() => open.d.close())
+  const ok = await open.attempt(`http://localhost:${port}/hook`)
   assert.equal(ok.kind, 'success')
   assert.equal(requests, 1)
 })
