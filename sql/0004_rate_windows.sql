@@ -5,20 +5,21 @@
 -- window no node sits on tokens another node could use. The budget itself (the tier's limit, or
 -- KEYGEN_RATE_LIMIT_PER_MINUTE) is passed by each lease, so it is not stored.
 --
--- Rows are written only by src/db/queries/lease-rate-windows.ts. Each lease statement also deletes a
--- few rows of windows that ended more than a minute ago, so the tables never hold more than about two
--- windows of keys; the previous window's row is kept because its `holders` sizes the next window's
--- first slices.
+-- Rows are written only by src/db/queries/lease-rate-windows.ts. Each lease statement also deletes up
+-- to 16 rows of windows that ended more than a minute ago, so ended windows never pile up (every new
+-- row comes with deletions); the previous window's row is kept because its `holders` sizes the next
+-- window's first slices.
 
 CREATE TABLE org_rate_windows (
   organization_id  uuid NOT NULL,
   window_start     timestamptz NOT NULL,
   -- Tokens handed to nodes in this window, less what they gave back (never more than the limit).
   leased           integer NOT NULL CHECK (leased >= 0),
-  -- Nodes that leased in this window: a slice is the remainder divided by (4 × holders).
+  -- Nodes that leased in this window: a slice is the remainder divided by 4 × max(holders, holders_before).
   holders          integer NOT NULL CHECK (holders >= 0),
-  -- The previous window's `holders` when this row was made: nodes that were spending a minute ago
-  -- are likely to spend now, so the window's first slices are already sized for them.
+  -- The previous window's `holders` when this row was made (nodes that were spending a minute ago
+  -- are likely to spend now, so the window's first slices are already sized for them), or the
+  -- lease's cold guess (4) when the key was idle.
   holders_before   integer NOT NULL,
   -- What the latest lease statement handed out (read back by its RETURNING).
   last_grant       integer NOT NULL,
