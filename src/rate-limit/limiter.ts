@@ -17,10 +17,11 @@
  * threads. The hot path is synchronous: spend from the slot, and when fewer than half the latest
  * slice's surplus is left, start leasing the next slice in the background. Only when the node's
  * tokens are gone (the first request of a key in each minute, among others) does a request wait, on
- * one lease round trip per node and key at a time (other requests of the key wait for the same lease). In the tail of a window (slices below MIN_SLICE) each
- * request leases exactly what it needs, so no node holds tokens another could use. A key known to be
- * out of tokens is refused without the database, re-checked at most every RECHECK_MS. On shutdown
- * the node gives its unspent tokens back (`giveBack`).
+ * one lease round trip per node and key at a time (other requests of the key wait for the same
+ * lease). In the tail of a window (slices below MIN_SLICE) each request leases exactly what it needs,
+ * so no node holds tokens another could use. A key known to be out of tokens is refused without the
+ * database, re-checked at most every RECHECK_MS. On shutdown the node gives its unspent tokens back
+ * (`giveBack`).
  *
  * X-RateLimit-Remaining is the limit less what this node spent less what the other nodes had leased at
  * this node's latest lease: exact on one node, never above what is truly left while the others' share
