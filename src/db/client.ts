@@ -7,6 +7,12 @@
  * Sockets are opened here with TCP_NODELAY: postgres.js uses a plain net.Socket (Nagle on), and its
  * COPY and pipelined writes then wait out delayed ACKs — 88 ms per COPY batch in
  * bench/micro/README.md (2026-11-24). The wire protocol is request/response; Nagle never helps it.
+ *
+ * A Unix-domain socket is used when DATABASE_URL names one, as libpq does: a host that is a directory
+ * (`?host=/var/run/postgresql`, or the percent-encoded `postgres://user@%2Fvar%2Frun%2Fpostgresql/db`);
+ * the socket is `<dir>/.s.PGSQL.<port>`. On one machine it costs the listeners less per statement than
+ * loopback TCP (no TCP/IP stack, no Nagle, no checksums); the embedded PostgreSQL listens on one in
+ * its data directory (db/embedded.ts).
  */
 import postgres from 'postgres'
 import net from 'node:net'
@@ -36,9 +42,28 @@ function noDelaySocket (opts: { host: string[], port: number[] }): net.Socket {
   return net.connect({ host: opts.host[0] ?? '127.0.0.1', port: opts.port[0] ?? 5432, noDelay: true })
 }
 
+/** The socket directory a DATABASE_URL names, or null for TCP. */
+export function socketDirectory (url: string): string | null {
+  let u: URL
+  try { u = new URL(url) } catch { return null }
+  const q = u.searchParams.get('host')
+  if (q !== null && q.startsWith('/')) return q
+  const h = decodeURIComponent(u.hostname)
+  return h.startsWith('/') ? h : null
+}
+
+function unixSocket (path: string): SocketOption {
+  return { socket: () => net.connect({ path }) }
+}
+
 export function createDb (o: DbOptions): Sql {
-  const socketOption: SocketOption = { socket: noDelaySocket }
-  return postgres(o.url, {
+  const dir = socketDirectory(o.url)
+  const u = new URL(o.url)
+  const port = Number(u.port || 5432)
+  const socketOption: SocketOption = dir === null ? { socket: noDelaySocket } : unixSocket(`${dir}/.s.PGSQL.${port}`)
+  // postgres.js would send an unknown query parameter such as `host` to the server as a setting.
+  u.searchParams.delete('host')
+  return postgres(u.toString(), {
     ...socketOption,
     max: o.max,
     prepare: true,

@@ -36,6 +36,8 @@ export class TcpProxy {
     const u = new URL(url)
     u.hostname = '127.0.0.1'
     u.port = String(this.port)
+    // A Unix-socket host (the embedded PostgreSQL's) would bypass the proxy: go over TCP.
+    u.searchParams.delete('host')
     return u.toString()
   }
 
