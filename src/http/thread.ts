@@ -129,10 +129,10 @@ function drain (nodeStops = false): Promise<void> {
       if (busy()) await new Promise(resolve => setTimeout(resolve, 5))
     }
     inflight.closed = true
-    log.info('drained: answered every request received; later requests on open connections are refused')
     // A stopping node hands its unspent rate-limit tokens to the other nodes; a listener being replaced
     // does not (its node keeps spending them).
     if (nodeStops) await limiter.giveBack().then(tokens => { log.debug({ tokens }, 'rate-limit tokens given back') }, (err: unknown) => { log.warn({ err }, 'giving rate-limit tokens back failed') })
+    log.info('drained: answered every request received; later requests on open connections are refused')
     post({ v: 1, type: 'drained' })
     await sql.end({ timeout: 5 })
     coarseClock.stop()
