@@ -132,15 +132,19 @@ export interface ListQuery {
   readonly offset: number
 }
 
-/** Oldest first, keyset-paged on (created_at, id); `limit + 1` rows so the caller knows if there are more. */
+/**
+ * Oldest first, keyset-paged on (created_at, id); `limit + 1` rows so the caller knows if there are more.
+ * created_at is stored with microseconds (now()) but a cursor carries milliseconds, so both the order
+ * and the keyset use created_at truncated to milliseconds: a cursor then never repeats or skips a row.
+ */
 export async function listEndpoints (sql: Sql, q: ListQuery): Promise<EndpointRow[]> {
   const status = q.status === null ? sql`` : sql`and status = ${q.status}`
-  const keyset = q.after === null ? sql`` : sql`and (created_at, id) > (${q.after.createdAt}::timestamptz, ${q.after.id}::uuid)`
+  const keyset = q.after === null ? sql`` : sql`and (date_trunc('milliseconds', created_at), id) > (${q.after.createdAt}::timestamptz, ${q.after.id}::uuid)`
   const offset = q.after === null && q.offset > 0 ? sql`offset ${q.offset}` : sql``
   return await sql<EndpointRow[]>`
     select ${sql.unsafe(COLUMNS)} from endpoints
      where organization_id = ${q.organizationId} ${status} ${keyset}
-     order by created_at, id
+     order by date_trunc('milliseconds', created_at), id
      limit ${q.limit + 1} ${offset}`
 }
 
@@ -223,12 +227,18 @@ export async function updateEndpoint (sql: Sql, orgId: string, id: string, p: En
   })
 }
 
-/** The endpoint's held deliveries become due now (it is active again). */
+/**
+ * The endpoint's held deliveries become due now (it is active again), oldest first: claims take due
+ * rows by next_attempt_at, so each gets now() less one microsecond per younger held delivery.
+ */
 async function unholdDeliveries (tx: TransactionSql, orgId: string, endpointId: string): Promise<void> {
   await tx`
-    update deliveries set next_attempt_at = now(), rate_reserved = false
-     where organization_id = ${orgId} and endpoint_id = ${endpointId}
-       and status in ('pending', 'failed') and next_attempt_at is null`
+    update deliveries d set next_attempt_at = now() - t.younger * interval '1 microsecond', rate_reserved = false
+      from (select event_id, count(*) over () - row_number() over (order by created_at, event_id) as younger
+              from deliveries
+             where organization_id = ${orgId} and endpoint_id = ${endpointId}
+               and status in ('pending', 'failed') and next_attempt_at is null) t
+     where d.organization_id = ${orgId} and d.endpoint_id = ${endpointId} and d.event_id = t.event_id`
   await tx`select pg_notify(${DELIVERY_CHANNEL}, '')`
 }
 
