@@ -8,11 +8,12 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { getHeapStatistics } from 'node:v8'
 import {
-  BATCH_BUCKETS, DELIVERY_OUTCOMES, LATENCY_BUCKETS, METRICS, OFFSETS, RATE_SCOPES, REJECT_REASONS,
+  ATTEMPT_BUCKETS, ATTEMPT_OUTCOMES, BATCH_BUCKETS, DELIVERY_OUTCOMES, LATENCY_BUCKETS, METRICS, OFFSETS, RATE_SCOPES, REJECT_REASONS,
   STATUS_CLASSES, allocateMetrics, slotsPerSeries,
 } from './layout.ts'
 
 const HIST_LAT = slotsPerSeries(METRICS.httpDuration)
+const HIST_ATTEMPT = slotsPerSeries(METRICS.attempts)
 
 function observe (a: Float64Array, base: number, buckets: readonly number[], v: number): void {
   // Cumulative buckets are produced at scrape time; here only the first bucket holding v counts.
@@ -70,6 +71,11 @@ export class ThreadMetrics {
     observe(this.slots, OFFSETS.deliveryAttempt, LATENCY_BUCKETS, attemptSeconds)
   }
 
+  /** One HTTP attempt (as the attempt log records it), by outcome. */
+  attempt (outcome: typeof ATTEMPT_OUTCOMES[number], seconds: number): void {
+    observe(this.slots, OFFSETS.attempts + ATTEMPT_OUTCOMES.indexOf(outcome) * HIST_ATTEMPT, ATTEMPT_BUCKETS, seconds)
+  }
+
   delivered (endToEndSeconds: number): void {
     observe(this.slots, OFFSETS.deliveryEndToEnd, LATENCY_BUCKETS, endToEndSeconds)
   }
@@ -101,5 +107,6 @@ export class NoopMetrics extends ThreadMetrics {
   override writerQueue (): void {}
   override delivery (): void {}
   override delivered (): void {}
+  override attempt (): void {}
   override startRuntimeSampling (): () => void { return () => {} }
 }

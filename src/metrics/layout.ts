@@ -24,10 +24,14 @@ export const REJECT_REASONS = [
   'body_too_large', 'unavailable', 'internal_error',
 ] as const
 export const DELIVERY_OUTCOMES = ['delivered', 'retry_scheduled', 'dead_letter'] as const
+/** How one HTTP attempt ended (the attempt log's `outcome`). */
+export const ATTEMPT_OUTCOMES = ['success', 'http_error', 'timeout', 'network_error', 'blocked'] as const
 export const RATE_SCOPES = ['organization', 'client_ip'] as const
 
 export const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const
 export const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024] as const
+/** Receivers' time: up to a minute, since DELIVERY_TIMEOUT_MS may be set past the 10 s default. */
+export const ATTEMPT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] as const
 
 export type MetricType = 'counter' | 'gauge' | 'histogram'
 
@@ -62,6 +66,7 @@ export const METRICS = {
   writerQueue: spec({ name: 'triggers_writer_queue_events', help: 'Events waiting in the writers or in flight.', type: 'gauge' }),
   deliveries: spec({ name: 'triggers_deliveries_total', help: 'Delivery attempts finished, by outcome.', type: 'counter', label: { name: 'outcome', values: DELIVERY_OUTCOMES } }),
   deliveryAttempt: spec({ name: 'triggers_delivery_attempt_duration_seconds', help: 'One delivery attempt, connect to last byte.', type: 'histogram', buckets: LATENCY_BUCKETS }),
+  attempts: spec({ name: 'triggers_attempt_duration_seconds', help: 'Delivery attempts by outcome (success, http_error, timeout, network_error, blocked): handing the request to a connection to the last byte or the error; _count is the number of attempts.', type: 'histogram', label: { name: 'outcome', values: ATTEMPT_OUTCOMES }, buckets: ATTEMPT_BUCKETS }),
   deliveryEndToEnd: spec({ name: 'triggers_delivery_end_to_end_seconds', help: 'Event accepted to its successful delivery.', type: 'histogram', buckets: LATENCY_BUCKETS }),
   eventLoopLag: spec({ name: 'triggers_thread_event_loop_lag_seconds', help: 'p99 event-loop delay of each thread over the last interval.', type: 'gauge', across: 'per-thread' }),
   heapUsed: spec({ name: 'triggers_thread_heap_used_bytes', help: 'V8 heap in use by each thread.', type: 'gauge', across: 'per-thread' }),
