@@ -4668,6 +4668,1269 @@ return json + JSON_STR_END_OBJECT
   return module.exports
 })()
 
+exports.attempt = (function () {
+  const module = { exports: null }
+'use strict'
+
+  const Serializer = require('fast-json-stringify/lib/serializer')
+  const serializerState = {"mode":"standalone"}
+  const serializer = Serializer.restoreFromState(serializerState)
+
+  const validator = null
+
+
+  module.exports = function anonymous(validator,serializer
+) {
+
+    
+const {
+  asString,
+  asNumber,
+  asBoolean,
+  asDateTime,
+  asDate,
+  asTime,
+  asUnsafeString,
+  asPlainStringArray
+} = serializer
+
+const asInteger = serializer.asInteger.bind(serializer)
+
+
+    const JSON_STR_BEGIN_OBJECT = '{'
+    const JSON_STR_END_OBJECT = '}'
+    const JSON_STR_BEGIN_ARRAY = '['
+    const JSON_STR_END_ARRAY = ']'
+    const JSON_STR_COMMA = ','
+    const JSON_STR_COLONS = ':'
+    const JSON_STR_QUOTE = '"'
+    const JSON_STR_EMPTY_OBJECT = JSON_STR_BEGIN_OBJECT + JSON_STR_END_OBJECT
+    const JSON_STR_EMPTY_ARRAY = JSON_STR_BEGIN_ARRAY + JSON_STR_END_ARRAY
+    const JSON_STR_EMPTY_STRING = JSON_STR_QUOTE + JSON_STR_QUOTE
+    const JSON_STR_NULL = 'null'
+    
+  
+    
+      // "#/properties/response_headers"
+      function anonymous1 (input) {
+        const obj = (input && typeof input.toJSON === 'function')
+    ? input.toJSON()
+    : input
+  
+        if (obj === null) return JSON_STR_EMPTY_OBJECT
+        let json = ''
+
+        let addComma_12 = false
+
+          const value_content_type_13 = obj["content-type"]
+          if (value_content_type_13 !== undefined) {
+            json += addComma_12 ? ",\"content-type\":" : ((addComma_12 = true), "{\"content-type\":")
+            
+        if (typeof value_content_type_13 !== 'string') {
+          if (value_content_type_13 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_content_type_13 instanceof Date) {
+            json += asDateTime(value_content_type_13)
+          } else if (value_content_type_13 instanceof RegExp) {
+            json += asString(value_content_type_13.source)
+          } else {
+            json += asString(value_content_type_13.toString())
+          }
+        } else {
+          json += asString(value_content_type_13)
+        }
+        
+          }
+
+          const value_content_length_14 = obj["content-length"]
+          if (value_content_length_14 !== undefined) {
+            json += addComma_12 ? ",\"content-length\":" : ((addComma_12 = true), "{\"content-length\":")
+            
+        if (typeof value_content_length_14 !== 'string') {
+          if (value_content_length_14 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_content_length_14 instanceof Date) {
+            json += asDateTime(value_content_length_14)
+          } else if (value_content_length_14 instanceof RegExp) {
+            json += asString(value_content_length_14.source)
+          } else {
+            json += asString(value_content_length_14.toString())
+          }
+        } else {
+          json += asString(value_content_length_14)
+        }
+        
+          }
+
+          const value_retry_after_15 = obj["retry-after"]
+          if (value_retry_after_15 !== undefined) {
+            json += addComma_12 ? ",\"retry-after\":" : ((addComma_12 = true), "{\"retry-after\":")
+            
+        if (typeof value_retry_after_15 !== 'string') {
+          if (value_retry_after_15 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_retry_after_15 instanceof Date) {
+            json += asDateTime(value_retry_after_15)
+          } else if (value_retry_after_15 instanceof RegExp) {
+            json += asString(value_retry_after_15.source)
+          } else {
+            json += asString(value_retry_after_15.toString())
+          }
+        } else {
+          json += asString(value_retry_after_15)
+        }
+        
+          }
+
+          const value_location_16 = obj["location"]
+          if (value_location_16 !== undefined) {
+            json += addComma_12 ? ",\"location\":" : ((addComma_12 = true), "{\"location\":")
+            
+        if (typeof value_location_16 !== 'string') {
+          if (value_location_16 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_location_16 instanceof Date) {
+            json += asDateTime(value_location_16)
+          } else if (value_location_16 instanceof RegExp) {
+            json += asString(value_location_16.source)
+          } else {
+            json += asString(value_location_16.toString())
+          }
+        } else {
+          json += asString(value_location_16)
+        }
+        
+          }
+if (!addComma_12) json += JSON_STR_BEGIN_OBJECT
+
+return json + JSON_STR_END_OBJECT
+
+      }
+    
+
+      // "#"
+      function anonymous0 (input) {
+        const obj = (input && typeof input.toJSON === 'function')
+    ? input.toJSON()
+    : input
+  
+        if (obj === null) return JSON_STR_EMPTY_OBJECT
+        let json = ''
+
+        
+      const value_id_1 = obj["id"]
+      if (value_id_1 !== undefined) {
+        json += "{\"id\":"
+        
+        if (typeof value_id_1 !== 'string') {
+          if (value_id_1 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_id_1 instanceof Date) {
+            json += asDateTime(value_id_1)
+          } else if (value_id_1 instanceof RegExp) {
+            json += asString(value_id_1.source)
+          } else {
+            json += asString(value_id_1.toString())
+          }
+        } else {
+          json += asString(value_id_1)
+        }
+        
+      } else {
+        throw new Error('"id" is required!')
+      }
+      
+      const value_event_id_2 = obj["event_id"]
+      if (value_event_id_2 !== undefined) {
+        json += ",\"event_id\":"
+        
+        if (typeof value_event_id_2 !== 'string') {
+          if (value_event_id_2 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_event_id_2 instanceof Date) {
+            json += asDateTime(value_event_id_2)
+          } else if (value_event_id_2 instanceof RegExp) {
+            json += asString(value_event_id_2.source)
+          } else {
+            json += asString(value_event_id_2.toString())
+          }
+        } else {
+          json += asString(value_event_id_2)
+        }
+        
+      } else {
+        throw new Error('"event_id" is required!')
+      }
+      
+      const value_endpoint_id_3 = obj["endpoint_id"]
+      if (value_endpoint_id_3 !== undefined) {
+        json += ",\"endpoint_id\":"
+        
+        if (typeof value_endpoint_id_3 !== 'string') {
+          if (value_endpoint_id_3 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_endpoint_id_3 instanceof Date) {
+            json += asDateTime(value_endpoint_id_3)
+          } else if (value_endpoint_id_3 instanceof RegExp) {
+            json += asString(value_endpoint_id_3.source)
+          } else {
+            json += asString(value_endpoint_id_3.toString())
+          }
+        } else {
+          json += asString(value_endpoint_id_3)
+        }
+        
+      } else {
+        throw new Error('"endpoint_id" is required!')
+      }
+      
+      const value_attempt_number_4 = obj["attempt_number"]
+      if (value_attempt_number_4 !== undefined) {
+        json += ",\"attempt_number\":"
+        json += asInteger(value_attempt_number_4)
+      } else {
+        throw new Error('"attempt_number" is required!')
+      }
+      
+      const value_trigger_5 = obj["trigger"]
+      if (value_trigger_5 !== undefined) {
+        json += ",\"trigger\":"
+        
+        if (typeof value_trigger_5 !== 'string') {
+          if (value_trigger_5 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_trigger_5 instanceof Date) {
+            json += asDateTime(value_trigger_5)
+          } else if (value_trigger_5 instanceof RegExp) {
+            json += asString(value_trigger_5.source)
+          } else {
+            json += asString(value_trigger_5.toString())
+          }
+        } else {
+          json += asString(value_trigger_5)
+        }
+        
+      } else {
+        throw new Error('"trigger" is required!')
+      }
+      
+      const value_url_6 = obj["url"]
+      if (value_url_6 !== undefined) {
+        json += ",\"url\":"
+        
+        if (typeof value_url_6 !== 'string') {
+          if (value_url_6 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_url_6 instanceof Date) {
+            json += asDateTime(value_url_6)
+          } else if (value_url_6 instanceof RegExp) {
+            json += asString(value_url_6.source)
+          } else {
+            json += asString(value_url_6.toString())
+          }
+        } else {
+          json += asString(value_url_6)
+        }
+        
+      } else {
+        throw new Error('"url" is required!')
+      }
+      
+      const value_started_at_7 = obj["started_at"]
+      if (value_started_at_7 !== undefined) {
+        json += ",\"started_at\":"
+        json += asDateTime(value_started_at_7)
+      } else {
+        throw new Error('"started_at" is required!')
+      }
+      
+      const value_duration_ms_8 = obj["duration_ms"]
+      if (value_duration_ms_8 !== undefined) {
+        json += ",\"duration_ms\":"
+        json += asInteger(value_duration_ms_8)
+      } else {
+        throw new Error('"duration_ms" is required!')
+      }
+      
+      const value_outcome_9 = obj["outcome"]
+      if (value_outcome_9 !== undefined) {
+        json += ",\"outcome\":"
+        
+        if (typeof value_outcome_9 !== 'string') {
+          if (value_outcome_9 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_outcome_9 instanceof Date) {
+            json += asDateTime(value_outcome_9)
+          } else if (value_outcome_9 instanceof RegExp) {
+            json += asString(value_outcome_9.source)
+          } else {
+            json += asString(value_outcome_9.toString())
+          }
+        } else {
+          json += asString(value_outcome_9)
+        }
+        
+      } else {
+        throw new Error('"outcome" is required!')
+      }
+      
+      const value_response_status_10 = obj["response_status"]
+      if (value_response_status_10 !== undefined) {
+        json += ",\"response_status\":"
+        
+          if (value_response_status_10 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(Number.isInteger(value_response_status_10) || value_response_status_10 === null) {
+            json += asInteger(value_response_status_10)
+          }
+        
+    else throw new TypeError("The value of '#/properties/response_status' does not match schema definition.")
+  
+      } else {
+        throw new Error('"response_status" is required!')
+      }
+      
+      const value_response_headers_11 = obj["response_headers"]
+      if (value_response_headers_11 !== undefined) {
+        json += ",\"response_headers\":"
+        
+          if (value_response_headers_11 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if((typeof value_response_headers_11 === "object" && !Array.isArray(value_response_headers_11)) || value_response_headers_11 === null) {
+            json += anonymous1(value_response_headers_11)
+          }
+        
+    else throw new TypeError("The value of '#/properties/response_headers' does not match schema definition.")
+  
+      } else {
+        throw new Error('"response_headers" is required!')
+      }
+      
+      const value_response_body_17 = obj["response_body"]
+      if (value_response_body_17 !== undefined) {
+        json += ",\"response_body\":"
+        
+          if (value_response_body_17 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(
+            typeof value_response_body_17 === "string" ||
+            value_response_body_17 === null ||
+            value_response_body_17 instanceof Date ||
+            value_response_body_17 instanceof RegExp ||
+            (
+              typeof value_response_body_17 === "object" &&
+              typeof value_response_body_17.toString === "function" &&
+              value_response_body_17.toString !== Object.prototype.toString
+            )
+          ) {
+            
+        if (typeof value_response_body_17 !== 'string') {
+          if (value_response_body_17 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_response_body_17 instanceof Date) {
+            json += asDateTime(value_response_body_17)
+          } else if (value_response_body_17 instanceof RegExp) {
+            json += asString(value_response_body_17.source)
+          } else {
+            json += asString(value_response_body_17.toString())
+          }
+        } else {
+          json += asString(value_response_body_17)
+        }
+        
+          }
+        
+    else throw new TypeError("The value of '#/properties/response_body' does not match schema definition.")
+  
+      } else {
+        throw new Error('"response_body" is required!')
+      }
+      
+      const value_response_body_truncated_18 = obj["response_body_truncated"]
+      if (value_response_body_truncated_18 !== undefined) {
+        json += ",\"response_body_truncated\":"
+        json += asBoolean(value_response_body_truncated_18)
+      } else {
+        throw new Error('"response_body_truncated" is required!')
+      }
+      
+      const value_error_19 = obj["error"]
+      if (value_error_19 !== undefined) {
+        json += ",\"error\":"
+        
+          if (value_error_19 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(
+            typeof value_error_19 === "string" ||
+            value_error_19 === null ||
+            value_error_19 instanceof Date ||
+            value_error_19 instanceof RegExp ||
+            (
+              typeof value_error_19 === "object" &&
+              typeof value_error_19.toString === "function" &&
+              value_error_19.toString !== Object.prototype.toString
+            )
+          ) {
+            
+        if (typeof value_error_19 !== 'string') {
+          if (value_error_19 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_error_19 instanceof Date) {
+            json += asDateTime(value_error_19)
+          } else if (value_error_19 instanceof RegExp) {
+            json += asString(value_error_19.source)
+          } else {
+            json += asString(value_error_19.toString())
+          }
+        } else {
+          json += asString(value_error_19)
+        }
+        
+          }
+        
+    else throw new TypeError("The value of '#/properties/error' does not match schema definition.")
+  
+      } else {
+        throw new Error('"error" is required!')
+      }
+      
+      const value_next_attempt_at_20 = obj["next_attempt_at"]
+      if (value_next_attempt_at_20 !== undefined) {
+        json += ",\"next_attempt_at\":"
+        
+          if (value_next_attempt_at_20 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(
+            typeof value_next_attempt_at_20 === "string" ||
+            value_next_attempt_at_20 === null ||
+            value_next_attempt_at_20 instanceof Date ||
+            value_next_attempt_at_20 instanceof RegExp ||
+            (
+              typeof value_next_attempt_at_20 === "object" &&
+              typeof value_next_attempt_at_20.toString === "function" &&
+              value_next_attempt_at_20.toString !== Object.prototype.toString
+            )
+          ) {
+            json += asDateTime(value_next_attempt_at_20)
+          }
+        
+    else throw new TypeError("The value of '#/properties/next_attempt_at' does not match schema definition.")
+  
+      } else {
+        throw new Error('"next_attempt_at" is required!')
+      }
+      
+      const value_response_body_expired_21 = obj["response_body_expired"]
+      if (value_response_body_expired_21 !== undefined) {
+        json += ",\"response_body_expired\":"
+        json += asBoolean(value_response_body_expired_21)
+      } else {
+        throw new Error('"response_body_expired" is required!')
+      }
+      
+return json + JSON_STR_END_OBJECT
+
+      }
+    
+    const main = anonymous0
+    return main
+    
+}(validator, serializer)
+  return module.exports
+})()
+
+exports.attemptList = (function () {
+  const module = { exports: null }
+'use strict'
+
+  const Serializer = require('fast-json-stringify/lib/serializer')
+  const serializerState = {"mode":"standalone"}
+  const serializer = Serializer.restoreFromState(serializerState)
+
+  const validator = null
+
+
+  module.exports = function anonymous(validator,serializer
+) {
+
+    
+const {
+  asString,
+  asNumber,
+  asBoolean,
+  asDateTime,
+  asDate,
+  asTime,
+  asUnsafeString,
+  asPlainStringArray
+} = serializer
+
+const asInteger = serializer.asInteger.bind(serializer)
+
+
+    const JSON_STR_BEGIN_OBJECT = '{'
+    const JSON_STR_END_OBJECT = '}'
+    const JSON_STR_BEGIN_ARRAY = '['
+    const JSON_STR_END_ARRAY = ']'
+    const JSON_STR_COMMA = ','
+    const JSON_STR_COLONS = ':'
+    const JSON_STR_QUOTE = '"'
+    const JSON_STR_EMPTY_OBJECT = JSON_STR_BEGIN_OBJECT + JSON_STR_END_OBJECT
+    const JSON_STR_EMPTY_ARRAY = JSON_STR_BEGIN_ARRAY + JSON_STR_END_ARRAY
+    const JSON_STR_EMPTY_STRING = JSON_STR_QUOTE + JSON_STR_QUOTE
+    const JSON_STR_NULL = 'null'
+    
+  
+    
+      // "#/properties/attempts/items/properties/response_headers"
+      function anonymous3 (input) {
+        const obj = (input && typeof input.toJSON === 'function')
+    ? input.toJSON()
+    : input
+  
+        if (obj === null) return JSON_STR_EMPTY_OBJECT
+        let json = ''
+
+        let addComma_14 = false
+
+          const value_content_type_15 = obj["content-type"]
+          if (value_content_type_15 !== undefined) {
+            json += addComma_14 ? ",\"content-type\":" : ((addComma_14 = true), "{\"content-type\":")
+            
+        if (typeof value_content_type_15 !== 'string') {
+          if (value_content_type_15 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_content_type_15 instanceof Date) {
+            json += asDateTime(value_content_type_15)
+          } else if (value_content_type_15 instanceof RegExp) {
+            json += asString(value_content_type_15.source)
+          } else {
+            json += asString(value_content_type_15.toString())
+          }
+        } else {
+          json += asString(value_content_type_15)
+        }
+        
+          }
+
+          const value_content_length_16 = obj["content-length"]
+          if (value_content_length_16 !== undefined) {
+            json += addComma_14 ? ",\"content-length\":" : ((addComma_14 = true), "{\"content-length\":")
+            
+        if (typeof value_content_length_16 !== 'string') {
+          if (value_content_length_16 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_content_length_16 instanceof Date) {
+            json += asDateTime(value_content_length_16)
+          } else if (value_content_length_16 instanceof RegExp) {
+            json += asString(value_content_length_16.source)
+          } else {
+            json += asString(value_content_length_16.toString())
+          }
+        } else {
+          json += asString(value_content_length_16)
+        }
+        
+          }
+
+          const value_retry_after_17 = obj["retry-after"]
+          if (value_retry_after_17 !== undefined) {
+            json += addComma_14 ? ",\"retry-after\":" : ((addComma_14 = true), "{\"retry-after\":")
+            
+        if (typeof value_retry_after_17 !== 'string') {
+          if (value_retry_after_17 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_retry_after_17 instanceof Date) {
+            json += asDateTime(value_retry_after_17)
+          } else if (value_retry_after_17 instanceof RegExp) {
+            json += asString(value_retry_after_17.source)
+          } else {
+            json += asString(value_retry_after_17.toString())
+          }
+        } else {
+          json += asString(value_retry_after_17)
+        }
+        
+          }
+
+          const value_location_18 = obj["location"]
+          if (value_location_18 !== undefined) {
+            json += addComma_14 ? ",\"location\":" : ((addComma_14 = true), "{\"location\":")
+            
+        if (typeof value_location_18 !== 'string') {
+          if (value_location_18 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_location_18 instanceof Date) {
+            json += asDateTime(value_location_18)
+          } else if (value_location_18 instanceof RegExp) {
+            json += asString(value_location_18.source)
+          } else {
+            json += asString(value_location_18.toString())
+          }
+        } else {
+          json += asString(value_location_18)
+        }
+        
+          }
+if (!addComma_14) json += JSON_STR_BEGIN_OBJECT
+
+return json + JSON_STR_END_OBJECT
+
+      }
+    
+
+      // "#/properties/attempts/items"
+      function anonymous2 (input) {
+        const obj = (input && typeof input.toJSON === 'function')
+    ? input.toJSON()
+    : input
+  
+        if (obj === null) return JSON_STR_EMPTY_OBJECT
+        let json = ''
+
+        
+      const value_id_3 = obj["id"]
+      if (value_id_3 !== undefined) {
+        json += "{\"id\":"
+        
+        if (typeof value_id_3 !== 'string') {
+          if (value_id_3 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_id_3 instanceof Date) {
+            json += asDateTime(value_id_3)
+          } else if (value_id_3 instanceof RegExp) {
+            json += asString(value_id_3.source)
+          } else {
+            json += asString(value_id_3.toString())
+          }
+        } else {
+          json += asString(value_id_3)
+        }
+        
+      } else {
+        throw new Error('"id" is required!')
+      }
+      
+      const value_event_id_4 = obj["event_id"]
+      if (value_event_id_4 !== undefined) {
+        json += ",\"event_id\":"
+        
+        if (typeof value_event_id_4 !== 'string') {
+          if (value_event_id_4 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_event_id_4 instanceof Date) {
+            json += asDateTime(value_event_id_4)
+          } else if (value_event_id_4 instanceof RegExp) {
+            json += asString(value_event_id_4.source)
+          } else {
+            json += asString(value_event_id_4.toString())
+          }
+        } else {
+          json += asString(value_event_id_4)
+        }
+        
+      } else {
+        throw new Error('"event_id" is required!')
+      }
+      
+      const value_endpoint_id_5 = obj["endpoint_id"]
+      if (value_endpoint_id_5 !== undefined) {
+        json += ",\"endpoint_id\":"
+        
+        if (typeof value_endpoint_id_5 !== 'string') {
+          if (value_endpoint_id_5 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_endpoint_id_5 instanceof Date) {
+            json += asDateTime(value_endpoint_id_5)
+          } else if (value_endpoint_id_5 instanceof RegExp) {
+            json += asString(value_endpoint_id_5.source)
+          } else {
+            json += asString(value_endpoint_id_5.toString())
+          }
+        } else {
+          json += asString(value_endpoint_id_5)
+        }
+        
+      } else {
+        throw new Error('"endpoint_id" is required!')
+      }
+      
+      const value_attempt_number_6 = obj["attempt_number"]
+      if (value_attempt_number_6 !== undefined) {
+        json += ",\"attempt_number\":"
+        json += asInteger(value_attempt_number_6)
+      } else {
+        throw new Error('"attempt_number" is required!')
+      }
+      
+      const value_trigger_7 = obj["trigger"]
+      if (value_trigger_7 !== undefined) {
+        json += ",\"trigger\":"
+        
+        if (typeof value_trigger_7 !== 'string') {
+          if (value_trigger_7 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_trigger_7 instanceof Date) {
+            json += asDateTime(value_trigger_7)
+          } else if (value_trigger_7 instanceof RegExp) {
+            json += asString(value_trigger_7.source)
+          } else {
+            json += asString(value_trigger_7.toString())
+          }
+        } else {
+          json += asString(value_trigger_7)
+        }
+        
+      } else {
+        throw new Error('"trigger" is required!')
+      }
+      
+      const value_url_8 = obj["url"]
+      if (value_url_8 !== undefined) {
+        json += ",\"url\":"
+        
+        if (typeof value_url_8 !== 'string') {
+          if (value_url_8 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_url_8 instanceof Date) {
+            json += asDateTime(value_url_8)
+          } else if (value_url_8 instanceof RegExp) {
+            json += asString(value_url_8.source)
+          } else {
+            json += asString(value_url_8.toString())
+          }
+        } else {
+          json += asString(value_url_8)
+        }
+        
+      } else {
+        throw new Error('"url" is required!')
+      }
+      
+      const value_started_at_9 = obj["started_at"]
+      if (value_started_at_9 !== undefined) {
+        json += ",\"started_at\":"
+        json += asDateTime(value_started_at_9)
+      } else {
+        throw new Error('"started_at" is required!')
+      }
+      
+      const value_duration_ms_10 = obj["duration_ms"]
+      if (value_duration_ms_10 !== undefined) {
+        json += ",\"duration_ms\":"
+        json += asInteger(value_duration_ms_10)
+      } else {
+        throw new Error('"duration_ms" is required!')
+      }
+      
+      const value_outcome_11 = obj["outcome"]
+      if (value_outcome_11 !== undefined) {
+        json += ",\"outcome\":"
+        
+        if (typeof value_outcome_11 !== 'string') {
+          if (value_outcome_11 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_outcome_11 instanceof Date) {
+            json += asDateTime(value_outcome_11)
+          } else if (value_outcome_11 instanceof RegExp) {
+            json += asString(value_outcome_11.source)
+          } else {
+            json += asString(value_outcome_11.toString())
+          }
+        } else {
+          json += asString(value_outcome_11)
+        }
+        
+      } else {
+        throw new Error('"outcome" is required!')
+      }
+      
+      const value_response_status_12 = obj["response_status"]
+      if (value_response_status_12 !== undefined) {
+        json += ",\"response_status\":"
+        
+          if (value_response_status_12 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(Number.isInteger(value_response_status_12) || value_response_status_12 === null) {
+            json += asInteger(value_response_status_12)
+          }
+        
+    else throw new TypeError("The value of '#/properties/attempts/items/properties/response_status' does not match schema definition.")
+  
+      } else {
+        throw new Error('"response_status" is required!')
+      }
+      
+      const value_response_headers_13 = obj["response_headers"]
+      if (value_response_headers_13 !== undefined) {
+        json += ",\"response_headers\":"
+        
+          if (value_response_headers_13 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if((typeof value_response_headers_13 === "object" && !Array.isArray(value_response_headers_13)) || value_response_headers_13 === null) {
+            json += anonymous3(value_response_headers_13)
+          }
+        
+    else throw new TypeError("The value of '#/properties/attempts/items/properties/response_headers' does not match schema definition.")
+  
+      } else {
+        throw new Error('"response_headers" is required!')
+      }
+      
+      const value_response_body_19 = obj["response_body"]
+      if (value_response_body_19 !== undefined) {
+        json += ",\"response_body\":"
+        
+          if (value_response_body_19 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(
+            typeof value_response_body_19 === "string" ||
+            value_response_body_19 === null ||
+            value_response_body_19 instanceof Date ||
+            value_response_body_19 instanceof RegExp ||
+            (
+              typeof value_response_body_19 === "object" &&
+              typeof value_response_body_19.toString === "function" &&
+              value_response_body_19.toString !== Object.prototype.toString
+            )
+          ) {
+            
+        if (typeof value_response_body_19 !== 'string') {
+          if (value_response_body_19 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_response_body_19 instanceof Date) {
+            json += asDateTime(value_response_body_19)
+          } else if (value_response_body_19 instanceof RegExp) {
+            json += asString(value_response_body_19.source)
+          } else {
+            json += asString(value_response_body_19.toString())
+          }
+        } else {
+          json += asString(value_response_body_19)
+        }
+        
+          }
+        
+    else throw new TypeError("The value of '#/properties/attempts/items/properties/response_body' does not match schema definition.")
+  
+      } else {
+        throw new Error('"response_body" is required!')
+      }
+      
+      const value_response_body_truncated_20 = obj["response_body_truncated"]
+      if (value_response_body_truncated_20 !== undefined) {
+        json += ",\"response_body_truncated\":"
+        json += asBoolean(value_response_body_truncated_20)
+      } else {
+        throw new Error('"response_body_truncated" is required!')
+      }
+      
+      const value_error_21 = obj["error"]
+      if (value_error_21 !== undefined) {
+        json += ",\"error\":"
+        
+          if (value_error_21 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(
+            typeof value_error_21 === "string" ||
+            value_error_21 === null ||
+            value_error_21 instanceof Date ||
+            value_error_21 instanceof RegExp ||
+            (
+              typeof value_error_21 === "object" &&
+              typeof value_error_21.toString === "function" &&
+              value_error_21.toString !== Object.prototype.toString
+            )
+          ) {
+            
+        if (typeof value_error_21 !== 'string') {
+          if (value_error_21 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_error_21 instanceof Date) {
+            json += asDateTime(value_error_21)
+          } else if (value_error_21 instanceof RegExp) {
+            json += asString(value_error_21.source)
+          } else {
+            json += asString(value_error_21.toString())
+          }
+        } else {
+          json += asString(value_error_21)
+        }
+        
+          }
+        
+    else throw new TypeError("The value of '#/properties/attempts/items/properties/error' does not match schema definition.")
+  
+      } else {
+        throw new Error('"error" is required!')
+      }
+      
+      const value_next_attempt_at_22 = obj["next_attempt_at"]
+      if (value_next_attempt_at_22 !== undefined) {
+        json += ",\"next_attempt_at\":"
+        
+          if (value_next_attempt_at_22 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(
+            typeof value_next_attempt_at_22 === "string" ||
+            value_next_attempt_at_22 === null ||
+            value_next_attempt_at_22 instanceof Date ||
+            value_next_attempt_at_22 instanceof RegExp ||
+            (
+              typeof value_next_attempt_at_22 === "object" &&
+              typeof value_next_attempt_at_22.toString === "function" &&
+              value_next_attempt_at_22.toString !== Object.prototype.toString
+            )
+          ) {
+            json += asDateTime(value_next_attempt_at_22)
+          }
+        
+    else throw new TypeError("The value of '#/properties/attempts/items/properties/next_attempt_at' does not match schema definition.")
+  
+      } else {
+        throw new Error('"next_attempt_at" is required!')
+      }
+      
+      const value_response_body_expired_23 = obj["response_body_expired"]
+      if (value_response_body_expired_23 !== undefined) {
+        json += ",\"response_body_expired\":"
+        json += asBoolean(value_response_body_expired_23)
+      } else {
+        throw new Error('"response_body_expired" is required!')
+      }
+      
+return json + JSON_STR_END_OBJECT
+
+      }
+    
+
+    function anonymous1 (obj) {
+      // "#/properties/attempts"
+      let json = ''
+  
+    if (obj === null) return JSON_STR_EMPTY_ARRAY
+    if (!Array.isArray(obj)) {
+      throw new TypeError("The value of '#/properties/attempts' does not match schema definition.")
+    }
+    const arrayLength = obj.length
+  
+    json += JSON_STR_BEGIN_ARRAY
+  
+      if (arrayLength > 0) {
+        const value = obj[0]
+        json += anonymous2(value)
+        for (let i = 1; i < arrayLength; i++) {
+          json += JSON_STR_COMMA
+          const value = obj[i]
+          json += anonymous2(value)
+        }
+      }
+      return json + JSON_STR_END_ARRAY
+    }
+
+      // "#"
+      function anonymous0 (input) {
+        const obj = (input && typeof input.toJSON === 'function')
+    ? input.toJSON()
+    : input
+  
+        if (obj === null) return JSON_STR_EMPTY_OBJECT
+        let json = ''
+
+        
+      const value_attempts_1 = obj["attempts"]
+      if (value_attempts_1 !== undefined) {
+        json += "{\"attempts\":"
+        json += anonymous1(value_attempts_1)
+      } else {
+        throw new Error('"attempts" is required!')
+      }
+      
+      const value_limit_24 = obj["limit"]
+      if (value_limit_24 !== undefined) {
+        json += ",\"limit\":"
+        json += asInteger(value_limit_24)
+      } else {
+        throw new Error('"limit" is required!')
+      }
+      
+      const value_next_cursor_25 = obj["next_cursor"]
+      if (value_next_cursor_25 !== undefined) {
+        json += ",\"next_cursor\":"
+        
+          if (value_next_cursor_25 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(
+            typeof value_next_cursor_25 === "string" ||
+            value_next_cursor_25 === null ||
+            value_next_cursor_25 instanceof Date ||
+            value_next_cursor_25 instanceof RegExp ||
+            (
+              typeof value_next_cursor_25 === "object" &&
+              typeof value_next_cursor_25.toString === "function" &&
+              value_next_cursor_25.toString !== Object.prototype.toString
+            )
+          ) {
+            
+        if (typeof value_next_cursor_25 !== 'string') {
+          if (value_next_cursor_25 === null) {
+            json += JSON_STR_EMPTY_STRING
+          } else if (value_next_cursor_25 instanceof Date) {
+            json += asDateTime(value_next_cursor_25)
+          } else if (value_next_cursor_25 instanceof RegExp) {
+            json += asString(value_next_cursor_25.source)
+          } else {
+            json += asString(value_next_cursor_25.toString())
+          }
+        } else {
+          json += asString(value_next_cursor_25)
+        }
+        
+          }
+        
+    else throw new TypeError("The value of '#/properties/next_cursor' does not match schema definition.")
+  
+      } else {
+        throw new Error('"next_cursor" is required!')
+      }
+      
+      const value_has_more_26 = obj["has_more"]
+      if (value_has_more_26 !== undefined) {
+        json += ",\"has_more\":"
+        json += asBoolean(value_has_more_26)
+      } else {
+        throw new Error('"has_more" is required!')
+      }
+      
+return json + JSON_STR_END_OBJECT
+
+      }
+    
+    const main = anonymous0
+    return main
+    
+}(validator, serializer)
+  return module.exports
+})()
+
+exports.attemptStats = (function () {
+  const module = { exports: null }
+'use strict'
+
+  const Serializer = require('fast-json-stringify/lib/serializer')
+  const serializerState = {"mode":"standalone"}
+  const serializer = Serializer.restoreFromState(serializerState)
+
+  const validator = null
+
+
+  module.exports = function anonymous(validator,serializer
+) {
+
+    
+const {
+  asString,
+  asNumber,
+  asBoolean,
+  asDateTime,
+  asDate,
+  asTime,
+  asUnsafeString,
+  asPlainStringArray
+} = serializer
+
+const asInteger = serializer.asInteger.bind(serializer)
+
+
+    const JSON_STR_BEGIN_OBJECT = '{'
+    const JSON_STR_END_OBJECT = '}'
+    const JSON_STR_BEGIN_ARRAY = '['
+    const JSON_STR_END_ARRAY = ']'
+    const JSON_STR_COMMA = ','
+    const JSON_STR_COLONS = ':'
+    const JSON_STR_QUOTE = '"'
+    const JSON_STR_EMPTY_OBJECT = JSON_STR_BEGIN_OBJECT + JSON_STR_END_OBJECT
+    const JSON_STR_EMPTY_ARRAY = JSON_STR_BEGIN_ARRAY + JSON_STR_END_ARRAY
+    const JSON_STR_EMPTY_STRING = JSON_STR_QUOTE + JSON_STR_QUOTE
+    const JSON_STR_NULL = 'null'
+    
+  
+    
+      // "#"
+      function anonymous0 (input) {
+        const obj = (input && typeof input.toJSON === 'function')
+    ? input.toJSON()
+    : input
+  
+        if (obj === null) return JSON_STR_EMPTY_OBJECT
+        let json = ''
+
+        
+      const value_success_1 = obj["success"]
+      if (value_success_1 !== undefined) {
+        json += "{\"success\":"
+        json += asInteger(value_success_1)
+      } else {
+        throw new Error('"success" is required!')
+      }
+      
+      const value_http_error_2 = obj["http_error"]
+      if (value_http_error_2 !== undefined) {
+        json += ",\"http_error\":"
+        json += asInteger(value_http_error_2)
+      } else {
+        throw new Error('"http_error" is required!')
+      }
+      
+      const value_timeout_3 = obj["timeout"]
+      if (value_timeout_3 !== undefined) {
+        json += ",\"timeout\":"
+        json += asInteger(value_timeout_3)
+      } else {
+        throw new Error('"timeout" is required!')
+      }
+      
+      const value_network_error_4 = obj["network_error"]
+      if (value_network_error_4 !== undefined) {
+        json += ",\"network_error\":"
+        json += asInteger(value_network_error_4)
+      } else {
+        throw new Error('"network_error" is required!')
+      }
+      
+      const value_blocked_5 = obj["blocked"]
+      if (value_blocked_5 !== undefined) {
+        json += ",\"blocked\":"
+        json += asInteger(value_blocked_5)
+      } else {
+        throw new Error('"blocked" is required!')
+      }
+      
+      const value_p50_ms_6 = obj["p50_ms"]
+      if (value_p50_ms_6 !== undefined) {
+        json += ",\"p50_ms\":"
+        
+          if (value_p50_ms_6 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(Number.isInteger(value_p50_ms_6) || value_p50_ms_6 === null) {
+            json += asInteger(value_p50_ms_6)
+          }
+        
+    else throw new TypeError("The value of '#/properties/p50_ms' does not match schema definition.")
+  
+      } else {
+        throw new Error('"p50_ms" is required!')
+      }
+      
+      const value_p95_ms_7 = obj["p95_ms"]
+      if (value_p95_ms_7 !== undefined) {
+        json += ",\"p95_ms\":"
+        
+          if (value_p95_ms_7 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(Number.isInteger(value_p95_ms_7) || value_p95_ms_7 === null) {
+            json += asInteger(value_p95_ms_7)
+          }
+        
+    else throw new TypeError("The value of '#/properties/p95_ms' does not match schema definition.")
+  
+      } else {
+        throw new Error('"p95_ms" is required!')
+      }
+      
+      const value_last_success_at_8 = obj["last_success_at"]
+      if (value_last_success_at_8 !== undefined) {
+        json += ",\"last_success_at\":"
+        
+          if (value_last_success_at_8 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(
+            typeof value_last_success_at_8 === "string" ||
+            value_last_success_at_8 === null ||
+            value_last_success_at_8 instanceof Date ||
+            value_last_success_at_8 instanceof RegExp ||
+            (
+              typeof value_last_success_at_8 === "object" &&
+              typeof value_last_success_at_8.toString === "function" &&
+              value_last_success_at_8.toString !== Object.prototype.toString
+            )
+          ) {
+            json += asDateTime(value_last_success_at_8)
+          }
+        
+    else throw new TypeError("The value of '#/properties/last_success_at' does not match schema definition.")
+  
+      } else {
+        throw new Error('"last_success_at" is required!')
+      }
+      
+      const value_last_failure_at_9 = obj["last_failure_at"]
+      if (value_last_failure_at_9 !== undefined) {
+        json += ",\"last_failure_at\":"
+        
+          if (value_last_failure_at_9 === null) {
+            json += JSON_STR_NULL
+          }
+          
+          else if(
+            typeof value_last_failure_at_9 === "string" ||
+            value_last_failure_at_9 === null ||
+            value_last_failure_at_9 instanceof Date ||
+            value_last_failure_at_9 instanceof RegExp ||
+            (
+              typeof value_last_failure_at_9 === "object" &&
+              typeof value_last_failure_at_9.toString === "function" &&
+              value_last_failure_at_9.toString !== Object.prototype.toString
+            )
+          ) {
+            json += asDateTime(value_last_failure_at_9)
+          }
+        
+    else throw new TypeError("The value of '#/properties/last_failure_at' does not match schema definition.")
+  
+      } else {
+        throw new Error('"last_failure_at" is required!')
+      }
+      
+return json + JSON_STR_END_OBJECT
+
+      }
+    
+    const main = anonymous0
+    return main
+    
+}(validator, serializer)
+  return module.exports
+})()
+
 exports.replay = (function () {
   const module = { exports: null }
 'use strict'

@@ -20,6 +20,7 @@ import {
   replayEndpointRoute, rotateEndpointSecretRoute,
 } from './routes/endpoints.ts'
 import { eventDeliveries } from './routes/deliveries.ts'
+import { endpointAttempts, endpointStatsRoute, eventAttempts, getAttempt } from './routes/attempts.ts'
 import { live, ready } from './routes/health.ts'
 import { docs, docsAsset, openapi, REDOC_ASSET } from './routes/docs.ts'
 
@@ -38,6 +39,7 @@ export function routes (s: Services, extra: readonly Route[] = []): Route[] {
     { path: '/api/events/batch', methods: { post: authed(s, 'events_batch', ingestBatch, 'text', false, { bodyLimit: s.config.batchMaxBodyBytes, rateLimit: false }) } },
     { path: '/api/events/:event_id/redeliver', methods: { post: authed(s, 'events_redeliver', redeliver, 'json-optional', true) } },
     { path: '/api/events/:event_id/deliveries', methods: { get: authed(s, 'event_deliveries', eventDeliveries, 'none', true) } },
+    { path: '/api/events/:event_id/attempts', methods: { get: authed(s, 'event_attempts', eventAttempts, 'none', true) } },
     { path: '/api/endpoints', methods: { post: authed(s, 'endpoints_create', createEndpointRoute, 'json'), get: authed(s, 'endpoints_list', listEndpointsRoute, 'none') } },
     {
       path: '/api/endpoints/:endpoint_id',
@@ -50,6 +52,9 @@ export function routes (s: Services, extra: readonly Route[] = []): Route[] {
     { path: '/api/endpoints/:endpoint_id/secret', methods: { get: authed(s, 'endpoints_secret', getEndpointSecretRoute, 'none', true) } },
     { path: '/api/endpoints/:endpoint_id/secret/rotate', methods: { post: authed(s, 'endpoints_secret_rotate', rotateEndpointSecretRoute, 'discard', true) } },
     { path: '/api/endpoints/:endpoint_id/replay', methods: { post: authed(s, 'endpoints_replay', replayEndpointRoute, 'json', true) } },
+    { path: '/api/endpoints/:endpoint_id/attempts', methods: { get: authed(s, 'endpoint_attempts', endpointAttempts, 'none', true) } },
+    { path: '/api/endpoints/:endpoint_id/stats', methods: { get: authed(s, 'endpoint_stats', endpointStatsRoute, 'none', true) } },
+    { path: '/api/attempts/:attempt_id', methods: { get: authed(s, 'attempts_get', getAttempt, 'none', true) } },
     { path: '/api/inbox', methods: { get: authed(s, 'inbox', inbox, 'none') } },
     { path: '/api/ack/:event_id', methods: { post: authed(s, 'ack', ackOne, 'discard', true) } },
     { path: '/api/ack', methods: { post: authed(s, 'ack_batch', ackMany, 'json') } },

@@ -46,6 +46,41 @@ const inboxEvent = {
 
 const health = { status: 'ok', timestamp: LATER }
 
+const ATTEMPT_1 = '01a20cd6-53ee-7a10-8c3d-1e2f30415263'
+const ATTEMPT_2 = '01a20cd6-c9dc-7b20-9d4e-2f3041526374'
+const failedAttempt = {
+  id: ATTEMPT_1,
+  event_id: EVENT,
+  endpoint_id: ENDPOINT,
+  attempt_number: 1,
+  trigger: 'initial',
+  url: 'https://example.com/hooks/triggers',
+  started_at: '2026-11-24T09:15:02.510Z',
+  duration_ms: 182,
+  outcome: 'http_error',
+  response_status: 503,
+  response_headers: { 'content-type': 'application/json', 'retry-after': '30' },
+  response_body: '{"error":"maintenance window"}',
+  response_body_truncated: false,
+  error: null,
+  next_attempt_at: '2026-11-24T09:15:32.692Z',
+  response_body_expired: false,
+}
+const timedOutAttempt = {
+  ...failedAttempt,
+  id: ATTEMPT_2,
+  attempt_number: 2,
+  trigger: 'retry',
+  started_at: '2026-11-24T09:15:32.700Z',
+  duration_ms: 10000,
+  outcome: 'timeout',
+  response_status: null,
+  response_headers: null,
+  response_body: null,
+  error: 'timeout: no complete response within 10000 ms',
+  next_attempt_at: '2026-11-24T09:15:46.702Z',
+}
+
 const endpoint = {
   id: ENDPOINT_2,
   url: 'https://example.com/hooks/orders',
@@ -158,6 +193,16 @@ export const EXAMPLES: Readonly<Record<string, OperationExamples>> = {
     request: { event_ids: [EVENT, EVENT_2] },
     response: { acknowledged: 1, not_found: [EVENT_2] },
   },
+  'GET /api/events/{event_id}/attempts': {
+    response: { attempts: [failedAttempt, timedOutAttempt], limit: 100, next_cursor: null, has_more: false },
+  },
+  'GET /api/endpoints/{endpoint_id}/attempts': {
+    response: { attempts: [timedOutAttempt], limit: 1, next_cursor: 'MjAyNi0xMS0yNFQwOToxNTozMi43MDBafDAxYTIwY2Q2LWM5ZGMtN2IyMC05ZDRlLTJmMzA0MTUyNjM3NA', has_more: true },
+  },
+  'GET /api/endpoints/{endpoint_id}/stats': {
+    response: { success: 1412, http_error: 37, timeout: 4, network_error: 2, blocked: 0, p50_ms: 84, p95_ms: 412, last_success_at: LATER, last_failure_at: '2026-11-24T09:15:32.700Z' },
+  },
+  'GET /api/attempts/{attempt_id}': { response: failedAttempt },
   'GET /health': { response: health },
   'GET /health/live': { response: health },
   'GET /health/ready': { response: { status: 'ready', database: 'connected', timestamp: LATER } },
@@ -177,6 +222,7 @@ export const ERROR_CONTEXT: Readonly<Partial<Record<ErrorCode, ErrorContext>>> =
   body_too_large: { limit: 1048576 },
   payload_too_large: { size: 300021, limit: 262144 },
   duplicate_event: { dedup_id: 'order-42', event_id: EVENT },
+  invalid_filter: { details: { outcome: 'must be one of success, http_error, timeout, network_error, blocked' } },
   invalid_batch: { details: { events: 'must hold at least one event' } },
   batch_too_large: { max_events: 500 },
   batch_rejected: { results: [{ index: 0, status: 'invalid', code: 'invalid_event', error: 'Invalid event', details: { type: 'is required' } }] },

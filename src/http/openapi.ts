@@ -42,6 +42,14 @@ export const OPERATIONS: readonly Op[] = [
   { method: 'post', path: '/api/events/batch', summary: 'Ingest up to 500 events in one request', description: 'Answered 200 only after commit, with one result per item in request order (created, duplicate, invalid). Checks: auth → body size (BATCH_MAX_BODY_BYTES, 4 MiB) → JSON → shape → count → rate limit (one token per item, all or nothing) → each item by the rules of POST /api/events → dedup (within the batch, then the window) → one transaction with every created event and its deliveries. With `atomic`, an invalid item rejects the batch (422 batch_rejected, nothing stored).', auth: true, request: 'BatchRequest', success: { status: 200, schema: 'BatchResponse' }, errors: [...AUTH_ERRORS, 'invalid_json', 'invalid_batch', 'batch_too_large', 'batch_rejected', 'body_too_large'] },
   { method: 'post', path: '/api/events/{event_id}/redeliver', summary: 'Start a fresh delivery series for one event', description: 'Any status; attempts keep counting. Without a body every delivery of the event gets a fresh schedule (an event with none is matched against the current endpoints); with `endpoint_id`, that endpoint only, even if its filter does not match.', auth: true, request: 'RedeliverRequest', requestOptional: true, success: { status: 202, schema: 'RedeliverResponse' }, errors: [...AUTH_ERRORS, 'invalid_json', 'invalid_id', 'not_found', 'no_webhook_configured', 'endpoint_disabled'], pathParam: 'event_id' },
   { method: 'get', path: '/api/events/{event_id}/deliveries', summary: 'The deliveries of one event', description: 'One per endpoint the event was fanned out to (no paging).', auth: true, request: null, success: { status: 200, schema: 'EventDeliveries' }, errors: [...AUTH_ERRORS, 'invalid_id', 'not_found'], pathParam: 'event_id' },
+  {
+    method: 'get', path: '/api/events/{event_id}/attempts', summary: 'The attempt log of one event, oldest first', description: 'Every HTTP attempt to deliver the event, to every endpoint (or to `endpoint_id`). Response excerpts and headers read null with `response_body_expired` once older than ATTEMPT_BODY_RETENTION_DAYS; attempts are kept ATTEMPT_RETENTION_DAYS. Paging, `limit` and cursor as for /api/inbox.', auth: true, request: null, success: { status: 200, schema: 'AttemptList' }, errors: [...AUTH_ERRORS, 'invalid_id', 'not_found', 'invalid_filter', 'invalid_limit', 'invalid_cursor'], pathParam: 'event_id',
+    query: [
+      { name: 'endpoint_id', description: 'only the attempts to this endpoint', schema: { type: 'string', format: 'uuid' } },
+      { name: 'limit', description: '1-1000, default 100', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
+      { name: 'cursor', description: 'next_cursor of the previous page', schema: { type: 'string' } },
+    ],
+  },
   { method: 'post', path: '/api/endpoints', summary: 'Create a webhook endpoint', description: 'Its own signing secret is returned once here (and by GET …/secret). Every later event whose type matches `event_types` is delivered to it. `deliver_pending` gives the organization\'s pending matching events a delivery too. The REST Hooks shape `{"target_url", "event"}` is accepted.', auth: true, request: 'CreateEndpointRequest', success: { status: 201, schema: 'EndpointCreated' }, errors: [...AUTH_ERRORS, 'invalid_json', 'missing_field', 'invalid_webhook_url', 'invalid_event_types', 'validation_error', 'endpoint_limit_reached', 'body_too_large'] },
   {
     method: 'get', path: '/api/endpoints', summary: 'List endpoints, oldest first', description: 'Paging, `limit` and cursor as for /api/inbox.', auth: true, request: null, success: { status: 200, schema: 'EndpointList' }, errors: [...AUTH_ERRORS, 'invalid_status', 'invalid_limit', 'invalid_cursor'],
@@ -57,6 +65,26 @@ export const OPERATIONS: readonly Op[] = [
   { method: 'get', path: '/api/endpoints/{endpoint_id}/secret', summary: "The endpoint's signing secret", description: 'And when the previous one stops signing (null when none does).', auth: true, request: null, success: { status: 200, schema: 'SecretRotateResponse' }, errors: [...AUTH_ERRORS, 'invalid_id', 'not_found'], pathParam: 'endpoint_id' },
   { method: 'post', path: '/api/endpoints/{endpoint_id}/secret/rotate', summary: "Rotate the endpoint's signing secret", description: 'For 24 hours both secrets sign each delivery.', auth: true, request: null, success: { status: 200, schema: 'SecretRotateResponse' }, errors: [...AUTH_ERRORS, 'invalid_id', 'not_found'], pathParam: 'endpoint_id' },
   { method: 'post', path: '/api/endpoints/{endpoint_id}/replay', summary: 'Replay what an endpoint failed or missed', description: '`dead_letter` | `failed`: fresh schedules for its deliveries of events created in [since, until). `missed` (needs since): deliveries for the events in [since, until) that match its current filter and have none to it. At most 10,000 a call, oldest first.', auth: true, request: 'EndpointReplayRequest', success: { status: 202, schema: 'ReplayResponse' }, errors: [...AUTH_ERRORS, 'invalid_json', 'invalid_id', 'not_found', 'invalid_status', 'invalid_event', 'endpoint_disabled', 'body_too_large'], pathParam: 'endpoint_id' },
+  {
+    method: 'get', path: '/api/endpoints/{endpoint_id}/attempts', summary: 'The attempt log of one endpoint, newest first', description: 'Filtered by outcome, status class, event type and a time window; every bad filter is named in the `details` of one 400 invalid_filter. A deleted endpoint\'s log stays readable until retention. Paging, `limit` and cursor as for /api/inbox.', auth: true, request: null, success: { status: 200, schema: 'AttemptList' }, errors: [...AUTH_ERRORS, 'invalid_id', 'not_found', 'invalid_filter', 'invalid_limit', 'invalid_cursor'], pathParam: 'endpoint_id',
+    query: [
+      { name: 'outcome', description: 'success | http_error | timeout | network_error | blocked', schema: { type: 'string', enum: ['success', 'http_error', 'timeout', 'network_error', 'blocked'] } },
+      { name: 'status_class', description: '2xx | 3xx | 4xx | 5xx | none (no response)', schema: { type: 'string', enum: ['2xx', '3xx', '4xx', '5xx', 'none'] } },
+      { name: 'event_type', description: 'the exact event type', schema: { type: 'string', minLength: 1, maxLength: 255 } },
+      { name: 'since', description: 'started at or after (ISO-8601 with a zone)', schema: { type: 'string', format: 'date-time' } },
+      { name: 'until', description: 'started before (ISO-8601 with a zone)', schema: { type: 'string', format: 'date-time' } },
+      { name: 'limit', description: '1-1000, default 100', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
+      { name: 'cursor', description: 'next_cursor of the previous page', schema: { type: 'string' } },
+    ],
+  },
+  {
+    method: 'get', path: '/api/endpoints/{endpoint_id}/stats', summary: 'Attempt outcomes and latency of one endpoint', description: 'Over [since, until): at most 7 days, by default the last 24 hours. Counts by outcome, p50 and p95 of duration_ms, the latest success and failure; nulls when there were no attempts.', auth: true, request: null, success: { status: 200, schema: 'EndpointAttemptStats' }, errors: [...AUTH_ERRORS, 'invalid_id', 'not_found', 'invalid_filter'], pathParam: 'endpoint_id',
+    query: [
+      { name: 'since', description: 'window start (ISO-8601 with a zone); default until minus 24 hours', schema: { type: 'string', format: 'date-time' } },
+      { name: 'until', description: 'window end, exclusive; default now', schema: { type: 'string', format: 'date-time' } },
+    ],
+  },
+  { method: 'get', path: '/api/attempts/{attempt_id}', summary: 'One delivery attempt', description: 'As in the attempt lists.', auth: true, request: null, success: { status: 200, schema: 'Attempt' }, errors: [...AUTH_ERRORS, 'invalid_id', 'not_found'], pathParam: 'attempt_id' },
   {
     method: 'get', path: '/api/inbox', summary: 'List events, newest first', description: 'Without `status`: every event not yet delivered or acknowledged. Cursor paging is stable while events arrive.', auth: true, request: null, success: { status: 200, schema: 'InboxResponse' }, errors: [...AUTH_ERRORS, 'invalid_status', 'invalid_limit', 'invalid_cursor', 'invalid_filter'],
     query: [

@@ -70,6 +70,36 @@ const endpointStats = {
   },
 } as const
 
+/** One delivery attempt (API.md "Delivery attempts"). */
+const attempt = {
+  type: 'object',
+  required: ['id', 'event_id', 'endpoint_id', 'attempt_number', 'trigger', 'url', 'started_at', 'duration_ms', 'outcome', 'response_status',
+    'response_headers', 'response_body', 'response_body_truncated', 'error', 'next_attempt_at', 'response_body_expired'],
+  properties: {
+    id: uuid,
+    event_id: uuid,
+    endpoint_id: uuid,
+    attempt_number: { type: 'integer', description: 'The X-Delivery-Attempt sent; counts across retry series.' },
+    trigger: { type: 'string', enum: ['initial', 'retry', 'redeliver', 'replay'] },
+    url: { type: 'string', description: 'The URL attempted.' },
+    started_at: ts,
+    duration_ms: { type: 'integer', description: 'From handing the signed request to the connection to the last byte read, or the error.' },
+    outcome: { type: 'string', enum: ['success', 'http_error', 'timeout', 'network_error', 'blocked'] },
+    response_status: { type: ['integer', 'null'] },
+    response_headers: {
+      type: ['object', 'null'],
+      description: 'Only these four headers are kept. Null once expired.',
+      properties: { 'content-type': { type: 'string' }, 'content-length': { type: 'string' }, 'retry-after': { type: 'string' }, location: { type: 'string' } },
+      additionalProperties: false,
+    },
+    response_body: { type: ['string', 'null'], description: 'The first ATTEMPT_BODY_EXCERPT_BYTES of the response as UTF-8. Null without a response, and once expired.' },
+    response_body_truncated: { type: 'boolean' },
+    error: { type: ['string', 'null'], description: 'What went wrong when no response arrived (timeout, network_error, blocked), or why a 3xx failed.' },
+    next_attempt_at: { ...tsOrNull, description: 'When the retry this attempt scheduled is due; null when it scheduled none.' },
+    response_body_expired: { type: 'boolean', description: 'True once started_at is older than ATTEMPT_BODY_RETENTION_DAYS: response_body and response_headers read null.' },
+  },
+} as const
+
 const inboxEvent = {
   type: 'object',
   required: ['id', 'type', 'payload', 'dedup_id', 'status', 'attempts', 'response_status', 'last_error', 'created_at', 'updated_at', 'acknowledged_at'],
@@ -305,6 +335,32 @@ export const schemas = {
     required: ['event_id', 'deliveries'],
     properties: { event_id: uuid, deliveries: { type: 'array', items: eventDelivery } },
   },
+  Attempt: attempt,
+  AttemptList: {
+    type: 'object',
+    required: ['attempts', 'limit', 'next_cursor', 'has_more'],
+    properties: {
+      attempts: { type: 'array', items: attempt },
+      limit: { type: 'integer' },
+      next_cursor: { type: ['string', 'null'] },
+      has_more: { type: 'boolean' },
+    },
+  },
+  EndpointAttemptStats: {
+    type: 'object',
+    required: ['success', 'http_error', 'timeout', 'network_error', 'blocked', 'p50_ms', 'p95_ms', 'last_success_at', 'last_failure_at'],
+    properties: {
+      success: { type: 'integer' },
+      http_error: { type: 'integer' },
+      timeout: { type: 'integer' },
+      network_error: { type: 'integer' },
+      blocked: { type: 'integer' },
+      p50_ms: { type: ['integer', 'null'], description: 'Median duration_ms of the attempts in the window (null: none).' },
+      p95_ms: { type: ['integer', 'null'] },
+      last_success_at: tsOrNull,
+      last_failure_at: tsOrNull,
+    },
+  },
   ReplayResponse: {
     type: 'object',
     required: ['scheduled'],
@@ -357,6 +413,9 @@ export const SERIALIZERS = {
   endpointDetail: named('EndpointDetail'),
   endpointList: named('EndpointList'),
   eventDeliveries: named('EventDeliveries'),
+  attempt: named('Attempt'),
+  attemptList: named('AttemptList'),
+  attemptStats: named('EndpointAttemptStats'),
   replay: named('ReplayResponse'),
   health: named('HealthResponse'),
   ready: named('ReadyResponse'),
