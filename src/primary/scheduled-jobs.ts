@@ -29,7 +29,8 @@ export interface ScheduledJobs {
 
 export async function startScheduledJobs (o: ScheduledJobsOptions): Promise<ScheduledJobs> {
   const { config, log, sql } = o
-  const retention = new RetentionJob(sql, log, config.retentionDays)
+  const retention = new RetentionJob(sql, log, config.retentionDays,
+    { retentionDays: config.attemptRetentionDays, bodyRetentionDays: config.attemptBodyRetentionDays })
   retention.start()
   if (config.metricsPort === 0) return { metricsPort: 0, stop: async () => { await retention.stop() } }
 
