@@ -27,7 +27,7 @@ CREATE FUNCTION triggers_uuidv7(ts timestamptz) RETURNS uuid LANGUAGE sql VOLATI
            52, 1), 53, 1), 'hex')::uuid
 $$;
 
--- Event-type matching (API.md "The endpoint object"): "*" matches every type, an exact pattern its
+-- Event-type matching (the contract, docs/api.md "The endpoint object"): "*" matches every type, an exact pattern its
 -- type, and "<prefix>.*" every type that starts with "<prefix>." and is longer than it. Case-sensitive.
 -- The same rule in TypeScript: src/webhooks/event-types.ts (both are tested against one table).
 CREATE FUNCTION triggers_type_matches(patterns text[], event_type text) RETURNS boolean
@@ -122,7 +122,7 @@ CREATE INDEX deliveries_open ON deliveries (organization_id, endpoint_id, status
 -- Retention purge (deliveries go with their events).
 CREATE INDEX deliveries_created_at_brin ON deliveries USING brin (created_at);
 
--- The event's summary follows its deliveries (API.md "Fan-out rules", 7): `delivered` if acknowledged
+-- The event's summary follows its deliveries (the contract, docs/api.md "Fan-out rules", 7): `delivered` if acknowledged
 -- or if every non-cancelled delivery is delivered (and there is at least one); else `failed` if any is
 -- failed; else `dead_letter` if any is; else `pending`. Its attempts, response_status and last_error
 -- are those of the default endpoint's delivery, else of the most recently attempted one. Acknowledged

@@ -1,4 +1,4 @@
--- The delivery attempt log (API.md "Delivery attempts"): one row per HTTP attempt, written by the
+-- The delivery attempt log (the contract, docs/api.md "Delivery attempts"): one row per HTTP attempt, written by the
 -- delivering thread in the transaction that writes the delivery's new state
 -- (src/db/queries/complete-deliveries.ts), never on the ingest path.
 --

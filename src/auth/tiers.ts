@@ -1,4 +1,4 @@
-/** Tiers and their per-minute request limits (API.md, "Rate limiting"). Pure module. */
+/** Tiers and their per-minute request limits (the contract, docs/api.md "Rate limiting"). Pure module. */
 export const TIERS = ['free', 'pro', 'business', 'enterprise'] as const
 export type Tier = typeof TIERS[number]
 

@@ -127,7 +127,7 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>> = 
   }
   if (problems.length > 0) throw new ConfigError(problems)
   out.threads ??= Math.max(1, availableParallelism())
-  // API.md: the attempt log never outlives the events it describes.
+  // The contract (docs/api.md "Delivery attempts"): the attempt log never outlives the events it describes.
   out.attemptRetentionDays = Math.min(Number(out.attemptRetentionDays), Number(out.retentionDays))
   return deepFreeze(out as unknown as Config)
 }

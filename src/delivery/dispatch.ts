@@ -15,7 +15,7 @@
  *   - Unless private targets are allowed, every connection goes through webhooks/ssrf.ts guardedLookup,
  *     and an IP-literal host is checked here before any socket is opened (outcome `blocked`).
  *   - Every attempt ends in exactly one call of `Settler.settled` with its AttemptResult.
- * The request is exactly API.md's: JSON body `{"id","type","data","timestamp"}` with the stored
+ * The request is exactly the contract's (docs/api.md "Webhook delivery"): JSON body `{"id","type","data","timestamp"}` with the stored
  * payload text spliced in (never re-parsed), the Standard Webhooks headers signed with each of the
  * endpoint's secrets, and X-Endpoint-ID.
  */

@@ -1,5 +1,5 @@
 /**
- * Flow control per endpoint (API.md "Flow control per endpoint"), as the pure planner of a claim
+ * Flow control per endpoint (the contract, docs/api.md "Flow control per endpoint"), as the pure planner of a claim
  * (db/queries/claim-deliveries.ts runs it on rows it holds locked, so its decisions are atomic across
  * every delivering node). For each endpoint of the candidates, in due order:
  *

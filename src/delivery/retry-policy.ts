@@ -15,7 +15,7 @@ export type AttemptKind = 'success' | 'http' | 'timeout' | 'network' | 'refused'
 
 /**
  * The outcome of one attempt (fixed shape, STYLE C7): `status` is 0 when no response arrived. The rest
- * is what the attempt log records (API.md "Delivery attempts").
+ * is what the attempt log records (the contract, docs/api.md "Delivery attempts").
  */
 export class AttemptResult {
   readonly kind: AttemptKind

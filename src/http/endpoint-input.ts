@@ -1,5 +1,5 @@
 /**
- * Request bodies of POST and PATCH /api/endpoints (API.md "The endpoint object"). Errors, in this
+ * Request bodies of POST and PATCH /api/endpoints (the contract, docs/api.md "The endpoint object"). Errors, in this
  * order: 400 `missing_field` (no url on create) → 422 `invalid_webhook_url` → 422
  * `invalid_event_types` → 422 `validation_error` with one `details` entry per bad field. Unknown
  * fields are ignored. The Zapier REST Hooks shape `{"target_url", "event"}` is accepted on create as

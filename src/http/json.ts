@@ -1,6 +1,6 @@
 /**
  * Request JSON decoding shared by every route with a body: strict UTF-8 (invalid bytes are
- * `invalid_json`, never replaced), JSON.parse, object-only, and the storability rules of API.md —
+ * `invalid_json`, never replaced), JSON.parse, object-only, and the storability rules of the contract (docs/api.md "General") —
  * nesting at most 128 levels and no string or key holding U+0000 or a lone surrogate (PostgreSQL cannot
  * store them) → `invalid_event` with `details`. The common body pays for two cheap scans of the text
  * instead of a walk of the parsed value: no "\u" escape means no NUL or lone surrogate is possible

@@ -70,7 +70,7 @@ const endpointStats = {
   },
 } as const
 
-/** One delivery attempt (API.md "Delivery attempts"). */
+/** One delivery attempt (the contract, docs/api.md "Delivery attempts"). */
 const attempt = {
   type: 'object',
   required: ['id', 'event_id', 'endpoint_id', 'attempt_number', 'trigger', 'url', 'started_at', 'duration_ms', 'outcome', 'response_status',

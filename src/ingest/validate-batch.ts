@@ -1,5 +1,5 @@
 /**
- * POST /api/events/batch validation (API.md "Batch ingest"), in the contract's order: JSON
+ * POST /api/events/batch validation (the contract, docs/api.md "Batch ingest"), in the contract's order: JSON
  * (400 invalid_json) → shape (400 invalid_batch: `events` missing, not an array, or empty; `atomic`
  * not a boolean) → count (422 batch_too_large) → [the route charges the rate limit] → each item by the
  * rules of POST /api/events (type, payload object ≤ 256 KB, dedup_id, depth, `\u0000`). Items are

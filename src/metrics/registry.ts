@@ -130,7 +130,7 @@ export function buildRegistry (hooks: RegistryHooks): Registry {
       if (b !== null) this.set(b.total)
     },
   }))
-  // Top endpoints only (API.md "Flow control per endpoint"): at most 10 series, labelled by endpoint and
+  // Top endpoints only (the contract, docs/api.md "Flow control per endpoint"): at most 10 series, labelled by endpoint and
   // rank; never a label per organization.
   const topCount = new Gauge({
     name: 'triggers_endpoint_backlog_deliveries',

@@ -1,5 +1,5 @@
 /**
- * Event-type filters of endpoints (API.md "The endpoint object"). A pattern is `"*"` (every event), an
+ * Event-type filters of endpoints (the contract, docs/api.md "The endpoint object"). A pattern is `"*"` (every event), an
  * exact type (1–255 characters, no `*`), or a prefix wildcard `"<prefix>.*"` that matches every type
  * starting with `"<prefix>."` and longer than it (`a.*` matches `a.b` and `a.b.c`, not `a`).
  * Case-sensitive. A filter holds 1–100 patterns; duplicates are removed, order kept.

@@ -11,7 +11,7 @@
 import { createHmac, createSecretKey, randomBytes, type KeyObject } from 'node:crypto'
 
 const PREFIX = 'whsec_'
-/** How long the previous signing secret keeps signing after a rotation (API.md: 24 hours). */
+/** How long the previous signing secret keeps signing after a rotation (the contract, docs/api.md: 24 hours). */
 export const SECRET_GRACE_SECONDS = 24 * 60 * 60
 const KEY_CACHE_MAX = 1024
 const keyCache = new Map<string, Buffer>()

@@ -1,5 +1,5 @@
 /**
- * SSRF rules for webhook targets (API.md, POST /api/webhook/config). Two checks share one predicate,
+ * SSRF rules for webhook targets (the contract, docs/api.md "Webhook delivery", POST /api/webhook/config). Two checks share one predicate,
  * `isPublicAddress`:
  *
  *   configuration time  checkWebhookUrl: absolute http(s), ≤ 2048 chars, no userinfo, and — unless
@@ -21,7 +21,7 @@ export const MAX_WEBHOOK_URL_LENGTH = 2048
 /** How long configuration waits for DNS before accepting the name as unresolvable. */
 const RESOLVE_TIMEOUT_MS = 3000
 
-// IPv4 ranges that are not public, as [network, prefix length] (API.md's list, exactly).
+// IPv4 ranges that are not public, as [network, prefix length] (the contract's list in docs/api.md, exactly).
 const V4_BLOCKED: ReadonlyArray<readonly [number, number]> = [
   [v4('0.0.0.0'), 8], [v4('10.0.0.0'), 8], [v4('100.64.0.0'), 10], [v4('127.0.0.0'), 8],
   [v4('169.254.0.0'), 16], [v4('172.16.0.0'), 12], [v4('192.0.0.0'), 24], [v4('192.168.0.0'), 16],

@@ -1,5 +1,5 @@
 /**
- * The attempt log end to end (API.md "Delivery attempts"): the real service with its delivery thread,
+ * The attempt log end to end (docs/api.md "Delivery attempts"): the real service with its delivery thread,
  * real node:http receivers on 127.0.0.1, every outcome produced for real — a 2xx, a 500, a 410, a
  * receiver that never answers (timeout), a closed port (network_error) and, on a second service that
  * refuses private targets, an endpoint row pointing at loopback (blocked: nothing is sent). Then the

@@ -1,6 +1,6 @@
 /**
  * POST /api/events/batch against the real service (uWS listeners, writer, PostgreSQL): every rule of
- * API.md "Batch ingest" — the order of checks, per-item results in request order, duplicates within
+ * docs/api.md "Batch ingest" — the order of checks, per-item results in request order, duplicates within
  * the batch and against the window, atomic batches, N-token rate limiting all or nothing, one
  * transaction with the fan-out deliveries, and the body cap decided while streaming.
  */

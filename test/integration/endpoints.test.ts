@@ -1,5 +1,5 @@
 /**
- * Webhook endpoints and fan-out against the real service (API.md "Webhook endpoints and
+ * Webhook endpoints and fan-out against the real service (docs/api.md "Webhook endpoints and
  * subscriptions", "Flow control per endpoint", "Webhook delivery"): the routes and every validation
  * rule of the endpoint object, listing and paging, stats, changes, deletion, secrets, replay, and
  * fan-out end to end through the real delivery thread to real node:http receivers, with signatures

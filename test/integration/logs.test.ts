@@ -1,5 +1,5 @@
 /**
- * Log hygiene of the real process (STYLE C12, API.md "nothing ever logs it"): the service runs as a
+ * Log hygiene of the real process (STYLE C12, docs/api.md "Authentication": nothing logs a key): the service runs as a
  * child at LOG_LEVEL=trace with delivery on, and a workflow makes it log as much as it can — key
  * generation and rotation, webhook configuration and secret rotation, 200 events carrying a marker in
  * their payload, refused keys, malformed bodies, a 500 from the database, and a webhook receiver that

@@ -165,7 +165,7 @@ describe('GET /metrics', () => {
   test('no label carries a tenant id or a URL', () => {
     assert.equal(text.includes(orgId), false, 'the organization id never appears')
     for (const sm of samples) {
-      // The top-endpoint backlog gauges carry an endpoint id on purpose (API.md: top endpoints only).
+      // The top-endpoint backlog gauges carry an endpoint id on purpose (docs/api.md: top endpoints only).
       if (sm.name.startsWith('triggers_endpoint_backlog_')) continue
       for (const [k, v] of Object.entries(sm.labels)) {
         assert.doesNotMatch(v, /[0-9a-f]{8}-[0-9a-f]{4}-/, `${sm.name} label ${k} looks like an id`)

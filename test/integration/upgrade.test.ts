@@ -1,5 +1,5 @@
 /**
- * Upgrading a version-2 database (sql/0003_endpoints.sql, API.md "Compatibility with the single webhook
+ * Upgrading a version-2 database (sql/0003_endpoints.sql, docs/api.md "Compatibility with the single webhook
  * URL"): a database built with only the old migrations, filled with SQL as the old service left it,
  * then migrated in full. Every configured webhook_url becomes the organization's default endpoint with
  * the same secret (and its running 24-hour overlap) and every event a delivery carrying its state; a

@@ -1,5 +1,5 @@
 /**
- * loadConfig: the defaults of API.md's operator table, every variable of that table parsed, bad values
+ * loadConfig: the defaults of the configuration table in docs/api.md, every variable of that table parsed, bad values
  * refused with a ConfigError naming the variable (all problems reported together, on one line), and a
  * deep-frozen result. Pure: loadConfig reads the object it is given, never process.env here.
  */
@@ -22,7 +22,7 @@ function problemsOf (env: Record<string, string>): readonly string[] {
   assert.fail(`accepted ${JSON.stringify(env)}`)
 }
 
-test('defaults (API.md operator table)', () => {
+test('defaults (docs/api.md configuration table)', () => {
   const c = loadConfig({})
   assert.equal(c.port, 8080)
   assert.equal(c.host, '0.0.0.0')
@@ -42,7 +42,7 @@ test('defaults (API.md operator table)', () => {
   assert.equal(c.corsOrigin, '*')
 })
 
-test('every variable of the API.md table is parsed into its field', () => {
+test('every variable of the docs/api.md configuration table is parsed into its field', () => {
   const cases: [string, string, keyof Config, unknown][] = [
     ['PORT', '3000', 'port', 3000],
     ['PORT', '0', 'port', 0],

@@ -1,5 +1,5 @@
 /**
- * Event-type filters (API.md "The endpoint object"): one table of cases, checked against both the
+ * Event-type filters (docs/api.md "The endpoint object"): one table of cases, checked against both the
  * TypeScript rule (matchesType) and the SQL function ingest uses (triggers_type_matches, in a test
  * database), so the two can never drift apart; and the validation of an `event_types` value.
  */

@@ -1,7 +1,7 @@
 /**
  * The claim planner (src/delivery/flow.ts planClaim), pure: per candidate lease ('L'), defer ('D' to a
  * time), hold ('H') or leave due (null), and per endpoint its new GCRA time, breaker probe and "full"
- * mark — for API.md "Flow control per endpoint". Times are plain numbers (ms); no clock is read.
+ * mark — for docs/api.md "Flow control per endpoint". Times are plain numbers (ms); no clock is read.
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'

@@ -1,5 +1,5 @@
 /**
- * Acknowledgement by a pull consumer (API.md fan-out rule 8): the event becomes `delivered`, every
+ * Acknowledgement by a pull consumer (the contract, docs/api.md fan-out rule 8): the event becomes `delivered`, every
  * `pending` and `failed` delivery of it becomes `cancelled` (nothing more is attempted), and the first
  * acknowledged_at is kept. An attempt in flight cannot undo it: result writes skip cancelled
  * deliveries and acknowledged events (complete-deliveries.ts, triggers_refresh_events).

@@ -3,7 +3,7 @@
  * and the organization's default endpoint (its `webhook_url`). Parameterized tagged templates only.
  * Listener threads.
  *
- * Status changes and deliveries (API.md "Flow control per endpoint"):
+ * Status changes and deliveries (the contract, docs/api.md "Flow control per endpoint"):
  *   - to `paused` or `disabled`: only the endpoint row changes; claims hold its due deliveries as they
  *     come due (claim-deliveries.ts), so a pause costs one row write however large the backlog;
  *   - back to `active`: its held deliveries become due now, in the same transaction, after the row

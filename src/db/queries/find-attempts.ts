@@ -1,5 +1,5 @@
 /**
- * Reading the delivery attempt log (sql/0005_attempts.sql; API.md "Delivery attempts"). Listener threads.
+ * Reading the delivery attempt log (sql/0005_attempts.sql; the contract, docs/api.md "Delivery attempts"). Listener threads.
  *
  *   listEventAttempts     one event's attempts, oldest first     index delivery_attempts_event
  *   listEndpointAttempts  one endpoint's attempts, newest first  index delivery_attempts_endpoint
@@ -200,7 +200,7 @@ export async function findAttempt (sql: Sql, orgId: string, id: string, startedM
 
 /**
  * True when this organization has the endpoint, or had it: a deleted endpoint's attempt log stays
- * readable until retention (API.md), so attempts under its id count too.
+ * readable until retention (the contract, docs/api.md), so attempts under its id count too.
  */
 export async function endpointKnown (sql: Sql, orgId: string, endpointId: string): Promise<boolean> {
   const [row] = await sql<{ known: boolean }[]>`

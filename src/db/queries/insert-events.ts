@@ -57,7 +57,7 @@ export async function insertEvents (sql: Sql, b: EventBatch, createdAt: Date, de
        where i.dedup_id is null or i.id in (select event_id from claimed)
       returning organization_id, id, type
     ), fanned as (
-      -- Fan-out (API.md "Fan-out rules" 1-2): one delivery per matching active or paused endpoint,
+      -- Fan-out (the contract, docs/api.md "Fan-out rules" 1-2): one delivery per matching active or paused endpoint,
       -- due now, or held (NULL) while the endpoint is paused. Read in this statement's snapshot, so an
       -- endpoint change applies to every event stored after it committed, on every node.
       insert into deliveries (organization_id, event_id, endpoint_id, next_attempt_at, created_at, updated_at)

@@ -1,5 +1,5 @@
 /**
- * The deliveries of events (API.md fan-out rule 7 `?include=deliveries`, GET /api/events/:id/deliveries):
+ * The deliveries of events (the contract, docs/api.md fan-out rule 7 `?include=deliveries`, GET /api/events/:id/deliveries):
  * one row per (event, endpoint), in endpoint creation order. `next_attempt_at` reads null while an
  * attempt is in flight (it then holds the lease, an internal detail). Listener threads.
  */

@@ -10,7 +10,7 @@ export interface OrganizationRow {
   org_no: number
   name: string
   tier: Tier
-  /** The default endpoint's URL (API.md "Compatibility with the single webhook URL"). */
+  /** The default endpoint's URL (the contract, docs/api.md "Compatibility with the single webhook URL"). */
   webhook_url: string | null
   endpoints_count: number
   created_at: Date

@@ -1,5 +1,5 @@
 /**
- * The delivery attempt log (API.md "Delivery attempts"): GET /api/events/:event_id/attempts (oldest
+ * The delivery attempt log (the contract, docs/api.md "Delivery attempts"): GET /api/events/:event_id/attempts (oldest
  * first), GET /api/endpoints/:endpoint_id/attempts (newest first, filtered), GET /api/attempts/:attempt_id
  * and GET /api/endpoints/:endpoint_id/stats. Every route is authenticated and counts one request against
  * the tier limit; another organization's event, endpoint or attempt is indistinguishable from an unknown

@@ -1,5 +1,5 @@
 /**
- * POST /api/events/batch (API.md "Batch ingest"). Checks in the contract's order: auth (401) → body
+ * POST /api/events/batch (the contract, docs/api.md "Batch ingest"). Checks in the contract's order: auth (401) → body
  * size (413, BATCH_MAX_BODY_BYTES, decided while streaming) → JSON (400) → shape (400 invalid_batch) →
  * count (422 batch_too_large) → rate limit: N tokens, all or nothing (429) → per-item validation →
  * dedup (within the batch, then against the window) → one transaction with every created event and

@@ -1,5 +1,5 @@
 /**
- * Webhook endpoints (API.md "Webhook endpoints and subscriptions"): POST/GET /api/endpoints,
+ * Webhook endpoints (the contract, docs/api.md "Webhook endpoints and subscriptions"): POST/GET /api/endpoints,
  * GET/PATCH/DELETE /api/endpoints/:endpoint_id, its secret and rotation, and replay. Every route is
  * authenticated and counts one request against the tier limit; another organization's endpoint is
  * indistinguishable from an unknown one (404). Listener threads only.

@@ -1,6 +1,6 @@
 /**
  * The time window of a replay body: `since` (ISO-8601, optional unless required) and `until`
- * (optional, exclusive). An unparsable time is 400 `invalid_event` with `details` (API.md). Pure.
+ * (optional, exclusive). An unparsable time is 400 `invalid_event` with `details` (the contract, docs/api.md). Pure.
  */
 import { ApiError } from '../../errors.ts'
 import type { Body } from '../pipeline.ts'

@@ -1,6 +1,6 @@
 /**
- * The single-webhook routes, kept as the organization's default endpoint (API.md "Compatibility with
- * the single webhook URL"): POST /api/webhook/config, POST /api/webhook/secret/rotate,
+ * The single-webhook routes, kept as the organization's default endpoint (the contract, docs/api.md
+ * "Compatibility with the single webhook URL"): POST /api/webhook/config, POST /api/webhook/secret/rotate,
  * POST /api/events/:event_id/redeliver and POST /api/webhook/replay. The URL rule (absolute http(s), at
  * most 2048 characters, public addresses only unless ALLOW_PRIVATE_WEBHOOKS) lives in webhooks/ssrf.ts
  * and is applied again at connect time. Listener threads only.
