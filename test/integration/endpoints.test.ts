@@ -130,7 +130,7 @@ async function waitDelivery (o: Org, eventId: string, endpointId: string, ok: (d
   return await waitFor(async () => {
     const d = await deliveryTo(o, eventId, endpointId)
     return d !== undefined && ok(d) ? d : null
-  }, 15_000, `${what} (event ${eventId}, endpoint ${endpointId})`)
+  }, 30_000, `${what} (event ${eventId}, endpoint ${endpointId})`)
 }
 
 const status = (st: string, attempts?: number) => (d: any): boolean => d.status === st && (attempts === undefined || d.attempts === attempts)
@@ -748,6 +748,25 @@ describe('POST /api/endpoints/:id/replay', () => {
     assert.deepEqual((await replay({ status: 'missed', since: x1!.created_at })).json, { scheduled: 0 })
     assert.deepEqual(await deliveries(o, z1!.id), [])
     assert.deepEqual(rx.seen.map(x => x.headers['x-event-id']), [x1!.id, y1!.id, y2!.id], 'each once')
+  })
+
+  test("a replay follows the endpoint's rate limit: a burst of `limit`, the rest wait without an attempt", async () => {
+    const o = await newOrg()
+    let fixed = false
+    const rx = await receiver(() => fixed ? OK : FAIL_LATER)
+    const ep = await createEndpoint(o, { url: rx.url() })
+    const events = await Promise.all(Array.from({ length: 4 }, async (_, i) => await ingest(o, `burst.${i}`)))
+    for (const e of events) await waitDelivery(o, e.id, ep.id, status('failed', 1), 'failed')
+    await patch(o, ep.id, { rate_limit: { limit: 2, period_seconds: 3600 } })
+    fixed = true
+    assert.deepEqual((await call(o, 'POST', `/api/endpoints/${ep.id}/replay`, { status: 'failed' })).json, { scheduled: 4 })
+    const ds = await waitFor(async () => {
+      const all = await Promise.all(events.map(async e => await deliveryTo(o, e.id, ep.id)))
+      const waiting = all.filter(d => d.status === 'pending' && d.next_attempt_at !== null && Date.parse(d.next_attempt_at) > Date.now() + 600_000)
+      return all.filter(status('delivered', 2)).length === 2 && waiting.length === 2 ? waiting : null
+    }, 15_000, 'two started, two deferred to their slots')
+    assert.deepEqual(ds.map(d => d.attempts), [1, 1], 'waiting for a slot is not an attempt')
+    assert.equal(rx.seen.length, 4 + 2)
   })
 
   test('a disabled endpoint: 422 endpoint_disabled; a paused one: accepted and held until resumed', async () => {
