@@ -58,17 +58,15 @@ function assertBodyTooLarge (r: RawResponse): void {
 
 test('Content-Length over 1 MiB: 413 body_too_large at once, connection closed, the rest never sent', async () => {
   const c = new RawConn(s)
-  const t0 = Date.now()
   await c.write(head({ key: org.key, length: 5 * MiB }), false)
   await c.write(Buffer.alloc(4096, 0x20))
   const r = await c.response
-  const elapsed = Date.now() - t0
   assertBodyTooLarge(r)
   assert.equal(r.json.limit, MiB)
   assert.equal(r.headers.get('connection'), 'close')
   await c.closed
+  // "At once": answered from the header, before the client sent the body.
   assert.ok(c.sent < 5 * MiB, 'the client sent the whole body')
-  assert.ok(elapsed < 5000, `413 took ${elapsed} ms`)
   // The connection is gone, and the service still serves new ones.
   const ok = await s.api('POST', '/api/events', { key: org.key, body: { type: 'after-413', payload: {} } })
   assert.equal(ok.status, 201)
@@ -264,7 +262,9 @@ test('the cap is a parameter of the body reader: a route with a 4 MiB cap on a r
 })
 
 test('aborted uploads leave nothing behind: no event, the service answers, and it still stops promptly', async t => {
-  const svc = await startTestService({ SHUTDOWN_TIMEOUT_MS: '20000' })
+  // A drain limit far beyond the test's own timeout: a request leaked by an abort would hold stop()
+  // until the test fails by timing out, so stop() resolving at all shows none was leaked.
+  const svc = await startTestService({ SHUTDOWN_TIMEOUT_MS: '600000' })
   t.after(() => svc.stop())
   const o = await svc.createOrg('enterprise', 'Abort Org')
   for (let i = 0; i < 8; i++) assert.equal((await svc.api('POST', '/api/events', { key: o.key, body: { type: 'warm', payload: {} } })).status, 201)
@@ -312,11 +312,8 @@ test('aborted uploads leave nothing behind: no event, the service answers, and i
       from events where organization_id = ${o.id}`
   assert.equal(row?.aborted, 0)
   assert.equal(row?.after, 10)
-  // Graceful stop waits for every request a thread counts as in flight: a request leaked by an abort
-  // would hold it until SHUTDOWN_TIMEOUT_MS (20 s).
-  const t0 = Date.now()
+  // Graceful stop waits for every request a thread counts as in flight (see SHUTDOWN_TIMEOUT_MS above).
   await svc.stop()
-  assert.ok(Date.now() - t0 < 10_000, `stop took ${Date.now() - t0} ms`)
 })
 
 test('a slow client sending its body in small pieces over about a second gets 201', async () => {

@@ -172,10 +172,15 @@ describe('a node that loses its LISTEN connection', () => {
       for (const m of text.matchAll(/^triggers_auth_cache_misses_total(?:\{[^}]*\})? (\S+)$/gm)) n += Number(m[1])
       return n
     }
-    // Cached: another request is a hit.
-    const m0 = await misses()
-    assert.equal((await probe()).status, 400)
-    assert.equal(await misses(), m0, 'a cached key is a cache hit')
+    // Cached: another request is a hit (tried again only if the watch dropped the caches meanwhile,
+    // e.g. a heartbeat late on a busy machine).
+    const watchLines = (): number => lines.filter(l => String(l.msg).startsWith('organization changes')).length
+    for (let attempt = 0; ; attempt++) {
+      const [m0, w0] = [await misses(), watchLines()]
+      assert.equal((await probe()).status, 400)
+      if (await misses() === m0) break
+      assert.ok(watchLines() > w0 && attempt < 5, 'a cached key is a cache hit')
+    }
 
     const reestablished = (): number => lines.filter(l => l.msg === 'organization changes LISTEN re-established; listener caches dropped').length
     const before = reestablished()
