@@ -86,7 +86,10 @@ export function planClaim (o: FlowOptions, candidates: readonly Candidate[], end
     }
     if (g === null) continue
 
-    if (g.interval > 0 && !c.rate_reserved) {
+    // A reserved slot counts only while it is on time: a delivery that could not start at its slot
+    // (no room, no free thread slot) takes a new one, so late starts cannot bunch up past the rate.
+    const reserved = c.rate_reserved && now - c.due_ms < g.interval
+    if (g.interval > 0 && !reserved) {
       const slot = Math.max(now, g.tat - g.tolerance)
       if (slot > now) {
         // Not allowed yet: keep its slot and come back then.
@@ -97,7 +100,7 @@ export function planClaim (o: FlowOptions, candidates: readonly Candidate[], end
       }
     }
     if (g.room === 0 || free === 0) {
-      if (broken && g.room === 0) defer(plan, i, now + o.probeWaitMs, c.rate_reserved)
+      if (broken && g.room === 0) defer(plan, i, now + o.probeWaitMs, false)
       else if (g.room === 0) plan.full.add(ep.id)
       continue
     }
@@ -105,7 +108,7 @@ export function planClaim (o: FlowOptions, candidates: readonly Candidate[], end
     g.room--
     free--
     if (broken) plan.probes.add(ep.id)
-    if (g.interval > 0 && !c.rate_reserved) {
+    if (g.interval > 0 && !reserved) {
       g.tat = Math.max(g.tat, now) + g.interval
       g.tatChanged = true
     }

@@ -109,6 +109,8 @@ export class Scheduler implements Settler {
   #results: Completion[] = []
   #releases: Release[] = []
   #health = new Map<string, EndpointHealth>()
+  /** Endpoints whose failures are in the batch being written right now (left out of claims until it commits). */
+  readonly #healthWriting = new Set<string>()
   #listening: { unlisten: () => Promise<void> } | null = null
   #idleWaiter: (() => void) | null = null
   #listenPending = false
@@ -282,7 +284,11 @@ export class Scheduler implements Settler {
     this.#pollTimer.unref()
   }
 
-  /** The endpoints to leave out of the next claim (bounded). */
+  /**
+   * The endpoints to leave out of the next claim (bounded): those at their concurrency limit, and those
+   * with a failure, a throttle or a 410 not yet written — the claim would not see the breaker, the
+   * throttle or the disabling that the write will record, so they wait for it (a flush is ≤ 5 ms away).
+   */
   #exclusions (now: number): string[] {
     const out = this.#excluded
     out.length = 0
@@ -290,6 +296,8 @@ export class Scheduler implements Settler {
       if (until <= now) { this.#full.delete(id); continue }
       if (out.length < EXCLUDED_MAX) out.push(id)
     }
+    for (const h of this.#health.values()) if (h.failures > 0 && out.length < EXCLUDED_MAX) out.push(h.endpointId)
+    for (const id of this.#healthWriting) if (out.length < EXCLUDED_MAX) out.push(id)
     return out
   }
 
@@ -381,7 +389,7 @@ export class Scheduler implements Settler {
         else this.#log.info(line, 'delivery attempt failed')
       }
     }
-    this.#scheduleFlush(this.#results.length >= FLUSH_AT ? 0 : FLUSH_DELAY_MS)
+    this.#scheduleFlush(this.#results.length >= FLUSH_AT || r.kind !== 'success' ? 0 : FLUSH_DELAY_MS)
     if (this.#running() === 0 && this.#idleWaiter !== null) this.#idleWaiter()
     this.#kick()
   }
@@ -431,6 +439,7 @@ export class Scheduler implements Settler {
       this.#releases = []
       const health = [...this.#health.values()]
       this.#health.clear()
+      for (const h of health) if (h.failures > 0) this.#healthWriting.add(h.endpointId)
       let written = 0
       try {
         written = await writeResults(this.#sql, { completions, releases, health, logAttempts: this.#logAttempts }, this.#policy)
@@ -439,6 +448,8 @@ export class Scheduler implements Settler {
         this.#releases = releases.concat(this.#releases)
         for (const h of health) if (!this.#health.has(h.endpointId)) this.#health.set(h.endpointId, h)
         throw err
+      } finally {
+        this.#healthWriting.clear()
       }
       this.#log.debug({ results: completions.length, written, released: releases.length, endpoints: health.length }, 'delivery batch written')
     }

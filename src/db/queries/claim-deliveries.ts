@@ -29,6 +29,8 @@ export interface Candidate {
   readonly event_id: string
   readonly endpoint_id: string
   readonly rate_reserved: boolean
+  /** When it became due (ms since the epoch): a reserved rate-limit slot is kept only while on time. */
+  readonly due_ms: number
 }
 
 /** An endpoint's configuration and flow state as S2 read it under its lock. */
@@ -151,7 +153,8 @@ const ms = (d: Date | null): number | null => d === null ? null : d.getTime()
 export async function claimDeliveries (sql: Sql, o: ClaimOptions, planner: Planner): Promise<ClaimResult> {
   return await sql.begin(async tx => {
     const candidates = await tx<Candidate[]>`
-      select organization_id, event_id, endpoint_id, rate_reserved
+      select organization_id, event_id, endpoint_id, rate_reserved,
+             (extract(epoch from next_attempt_at) * 1000)::float8 as due_ms
         from deliveries
        where next_attempt_at <= now() and endpoint_id <> all(${tx.array([...o.excludedEndpoints])}::uuid[])
        order by next_attempt_at

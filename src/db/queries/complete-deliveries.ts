@@ -9,6 +9,13 @@
  * pipelined after BEGIN, so a batch costs three round trips. No attempt is logged without its state
  * change and no state change is lost without its attempt: they commit together.
  *
+ * LOCK ORDER. Every statement family that writes events, endpoints and deliveries in one transaction
+ * locks them in this order — events (by key), endpoints (by key), deliveries — so two of them never
+ * wait on each other in a cycle: result batches (lockEvents first), acks (the event, then its
+ * deliveries), redelivery and replay (events first: schedule-deliveries.ts), endpoint deletion (its
+ * deliveries' events, then the endpoint: endpoints.ts). Claims lock deliveries, then endpoints, but
+ * with SKIP LOCKED: they never wait.
+ *
  * Every delivery write is guarded `attempts = <attempts at claim> AND status IN ('pending', 'failed')`:
  *   - an ack or an endpoint deletion (status 'cancelled') that lands while an attempt is in flight wins:
  *     the result is dropped, only the lease is released (its attempt is still logged: it happened);
@@ -148,15 +155,18 @@ export async function writeResults (sql: Sql, b: WriteBatch, policy: HealthPolic
   if (b.completions.length === 0 && b.releases.length === 0 && b.health.length === 0) return 0
   let written = 0
   await sql.begin(tx => {
-    // Queries issued without awaiting in between are pipelined on the transaction's connection.
+    // Queries issued without awaiting in between are pipelined on the transaction's connection. Locks
+    // are taken in the order every writer uses (LOCK ORDER below): events, then endpoints, then
+    // deliveries — so a result batch cannot deadlock with an ack, a redelivery, a replay or a deletion.
     const queries: Promise<unknown>[] = []
+    if (b.completions.length > 0) queries.push(lockEvents(tx, b.completions))
+    if (b.health.length > 0) queries.push(updateHealth(tx, b.health, policy))
     if (b.completions.length > 0) {
       queries.push(completeDeliveries(tx, b.completions).then(rows => { written = rows.length }))
       queries.push(refreshEvents(tx, b.completions))
       if (b.logAttempts) queries.push(insertAttempts(tx, b.completions))
     }
     if (b.releases.length > 0) queries.push(releaseDeliveries(tx, b.releases))
-    if (b.health.length > 0) queries.push(updateHealth(tx, b.health, policy))
     return queries
   })
   return written
@@ -207,6 +217,19 @@ function completeDeliveries (tx: TransactionSql, batch: readonly Completion[]) {
      where d.organization_id = r.organization_id and d.event_id = r.event_id and d.endpoint_id = r.endpoint_id
        and d.attempts = r.attempts and (d.status in ('pending', 'failed') or d.leased_until is not null)
     returning d.event_id`
+}
+
+/** The batch's events, locked in key order before anything else (see LOCK ORDER). */
+function lockEvents (tx: TransactionSql, batch: readonly Completion[]) {
+  const orgs = new Array<string>(batch.length)
+  const events = new Array<string>(batch.length)
+  for (let i = 0; i < batch.length; i++) { orgs[i] = batch[i]!.organizationId; events[i] = batch[i]!.eventId }
+  return tx`
+    select 1 from events e
+      join unnest(${tx.array(orgs)}::uuid[], ${tx.array(events)}::uuid[]) as t(organization_id, id)
+        on e.organization_id = t.organization_id and e.id = t.id
+     order by e.organization_id, e.id
+       for no key update of e`
 }
 
 function refreshEvents (tx: TransactionSql, batch: readonly Completion[]) {

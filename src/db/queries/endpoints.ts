@@ -249,6 +249,13 @@ async function unholdDeliveries (tx: TransactionSql, orgId: string, endpointId: 
  */
 export async function deleteEndpoint (sql: Sql, orgId: string, id: string): Promise<boolean> {
   return await sql.begin(async tx => {
+    // LOCK ORDER (complete-deliveries.ts): the events of its open deliveries, then the endpoint.
+    await tx`
+      select 1 from events e
+       where e.organization_id = ${orgId}
+         and e.id in (select event_id from deliveries where organization_id = ${orgId} and endpoint_id = ${id} and status in ('pending', 'failed'))
+       order by e.organization_id, e.id
+         for no key update of e`
     const [gone] = await tx<{ is_default: boolean, signing_secret: string, previous_signing_secret: string | null, previous_secret_expires_at: Date | null }[]>`
       delete from endpoints where organization_id = ${orgId} and id = ${id}
       returning is_default, signing_secret, previous_signing_secret, previous_secret_expires_at`
@@ -306,11 +313,22 @@ export async function upsertDefaultEndpoint (sql: Sql, orgId: string, url: strin
     const [org] = await tx<{ signing_secret: string | null, previous_signing_secret: string | null, previous_secret_expires_at: Date | null }[]>`
       select signing_secret, previous_signing_secret, previous_secret_expires_at from organizations where id = ${orgId} for update`
     if (org === undefined) return null
-    const [updated] = await tx<{ id: string, url: string, signing_secret: string }[]>`
-      update endpoints set url = ${url}, updated_at = now()
-       where organization_id = ${orgId} and is_default
-      returning id, url, signing_secret`
-    if (updated !== undefined) return { endpoint_id: updated.id, url: updated.url, signing_secret: updated.signing_secret, created: false }
+    // Configuring the webhook URL is an explicit wish to be delivered to: a default endpoint that was
+    // disabled (by hand, a 410 or failures) is enabled again — a client of the single-URL API has no
+    // other way to do it. A paused one stays paused (only the endpoint API pauses).
+    const [updated] = await tx<{ id: string, url: string, signing_secret: string, was_disabled: boolean }[]>`
+      update endpoints e
+         set url = ${url}, updated_at = now(),
+             status = case when e.status = 'disabled' then 'active' else e.status end,
+             disabled_reason = null, disabled_at = null
+        from (select id, status = 'disabled' as was_disabled from endpoints
+               where organization_id = ${orgId} and is_default for update) old
+       where e.organization_id = ${orgId} and e.id = old.id
+      returning e.id, e.url, e.signing_secret, old.was_disabled`
+    if (updated !== undefined) {
+      if (updated.was_disabled) await unholdDeliveries(tx, orgId, updated.id)
+      return { endpoint_id: updated.id, url: updated.url, signing_secret: updated.signing_secret, created: false }
+    }
     const [row] = await tx<{ id: string, url: string, signing_secret: string }[]>`
       insert into endpoints (organization_id, id, url, event_types, status, is_default, signing_secret,
                              previous_signing_secret, previous_secret_expires_at, backfill_since, created_at, updated_at)

@@ -116,14 +116,23 @@ export interface ReplayQuery {
 export async function replayDeliveries (sql: Sql, q: ReplayQuery): Promise<number> {
   return await sql.begin(async tx => {
     const endpoint = q.endpointId === null ? tx`` : tx`and d.endpoint_id = ${q.endpointId}`
+    const window = tx`and (${q.since}::timestamptz is null or d.created_at >= ${q.since}::timestamptz)
+           and (${q.until}::timestamptz is null or d.created_at < ${q.until}::timestamptz)`
+    // LOCK ORDER (complete-deliveries.ts): the events first, then their deliveries.
+    await tx`
+      select 1 from events e
+       where e.organization_id = ${q.organizationId}
+         and e.id in (select d.event_id from deliveries d
+                       where d.organization_id = ${q.organizationId} and d.status = ${q.status} ${endpoint} ${window}
+                       order by d.created_at, d.event_id limit ${REPLAY_MAX})
+       order by e.organization_id, e.id
+         for no key update of e`
     const rows = await tx<{ event_id: string }[]>`
       with t as (
         select d.organization_id, d.event_id, d.endpoint_id, ep.status as endpoint_status
           from deliveries d
           join endpoints ep on ep.organization_id = d.organization_id and ep.id = d.endpoint_id
-         where d.organization_id = ${q.organizationId} and d.status = ${q.status} ${endpoint}
-           and (${q.since}::timestamptz is null or d.created_at >= ${q.since}::timestamptz)
-           and (${q.until}::timestamptz is null or d.created_at < ${q.until}::timestamptz)
+         where d.organization_id = ${q.organizationId} and d.status = ${q.status} ${endpoint} ${window}
            and ep.status <> 'disabled'
          order by d.created_at, d.event_id
          limit ${REPLAY_MAX}
