@@ -80,7 +80,12 @@ function withBody (ctx: Ctx, s: Services, fn: RouteFn, bodyP: BodyPromise, mode:
 function authorized (ctx: Ctx, s: Services, entry: AuthEntry, fn: RouteFn, bodyP: BodyPromise, mode: BodyMode, limited: boolean): void {
   if (ctx.aborted) return
   ctx.auth = entry
-  if (!limited) { withBody(ctx, s, fn, bodyP, mode); return }
+  if (!limited) {
+    // The route charges its tokens itself, later; until then every answer carries the headers as they stand.
+    setRateHeaders(ctx, s.limiter.peekOrganization(entry.orgNo, entry.limit, decision))
+    withBody(ctx, s, fn, bodyP, mode)
+    return
+  }
   const d = s.limiter.organization(entry.orgNo, entry.limit, decision)
   if (d instanceof Decision) limitDecided(ctx, s, d, fn, bodyP, mode)
   else d.then(got => { limitDecided(ctx, s, got, fn, bodyP, mode) }, (err: unknown) => { fail(ctx, err) })

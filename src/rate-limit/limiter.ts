@@ -126,6 +126,21 @@ export class Limiter {
     return this.#decide(this.#ips, fnv1a31(ip), limit, n, out)
   }
 
+  /**
+   * The organization's headers as this node knows them, taking nothing and never waiting: for answers
+   * decided before the route charges its tokens (the batch route refuses a bad body first). Remaining
+   * is what this node last knew is left (the limit when it knows nothing of this window yet).
+   */
+  peekOrganization (orgNo: number, limit: number, out: Decision): Decision {
+    const now = coarseClock.now()
+    const window = Math.floor(now / WINDOW_MS)
+    const slots = this.#orgs.slots
+    const s = slots.slot(orgNo)
+    const w = s < 0 ? 0 : slots.enter(s, window)
+    const left = w === window ? limit - slots.used(s, w) - slots.others(s, w) : limit
+    return answer(out, true, limit, left, 1, window, now)
+  }
+
   #decide (t: Table, id: number, limit: number, n: number, out: Decision): Decision | Promise<Decision> {
     if (!Number.isInteger(n) || n < 1) throw new RangeError(`tokens must be a positive integer, got ${n}`)
     if (!Number.isInteger(limit) || limit < 0 || limit > MAX_TOKENS) throw new RangeError(`limit out of range: ${limit}`)

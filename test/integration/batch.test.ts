@@ -89,6 +89,11 @@ describe('POST /api/events/batch', () => {
     assert.equal((await s.api('POST', '/api/events/batch', { key: 'zap_live_' + 'x'.repeat(55), raw: 'not json' })).status, 401)
     const bad = await s.api('POST', '/api/events/batch', { key: org.key, raw: '{"events":[' })
     assert.deepEqual([bad.status, bad.json.code], [400, 'invalid_json'])
+    // Refused before the rate-limit step: the headers are there, and nothing was taken.
+    assert.equal(bad.headers.get('x-ratelimit-limit'), '100000')
+    const left = Number(bad.headers.get('x-ratelimit-remaining'))
+    const again = await s.api('POST', '/api/events/batch', { key: org.key, raw: '{"events":[' })
+    assert.equal(Number(again.headers.get('x-ratelimit-remaining')), left, 'a refused batch takes no token')
     for (const [body, field] of [[{}, 'events'], [{ events: {} }, 'events'], [{ events: [] }, 'events'], [{ events: [{}], atomic: 'yes' }, 'atomic']] as const) {
       const r = await s.api('POST', '/api/events/batch', { key: org.key, body })
       assert.deepEqual([r.status, r.json.code], [400, 'invalid_batch'], JSON.stringify(body))
