@@ -251,7 +251,7 @@ export const schemas = {
   ReplayRequest: {
     type: 'object',
     required: ['status'],
-    properties: { status: { type: 'string', enum: ['dead_letter', 'failed'] }, since: ts, endpoint_id: { ...uuid, description: 'Only deliveries to this endpoint.' } },
+    properties: { status: { type: 'string', enum: ['dead_letter', 'failed'] }, since: ts, until: { ...ts, description: 'Exclusive; optional.' }, endpoint_id: { ...uuid, description: 'Only deliveries to this endpoint.' } },
   },
   Endpoint: { type: 'object', required: [...endpointRequired], properties: endpointProps },
   EndpointCreated: {
