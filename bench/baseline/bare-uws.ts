@@ -1,5 +1,7 @@
 /**
- * Baseline (a) of scenario 7: the ceiling of this machine and load generator. uWS (the same native
+ * The no-database ceiling of this machine and load generator, used only by `--calibrate` (choosing
+ * autocannon's worker threads; the ingest targets compare with the durable ceiling, durable-uws.ts).
+ * uWS (the same native
  * binary the service loads, through src/http/uws.ts) on one port, THREADS listener threads like the
  * service (SO_REUSEPORT; the main thread only supervises), no database and no authentication:
  * POST /api/events reads the body, JSON.parse()s it, checks `type` is a string, and answers 201 with
@@ -13,15 +15,14 @@
  */
 import os from 'node:os'
 import { randomUUID } from 'node:crypto'
-import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads'
-import { workerEntry } from '../../src/threads/spawn.ts'
-import { uws, type ListenSocket } from '../../src/http/uws.ts'
+import { isMainThread, workerData } from 'node:worker_threads'
+import { serveThread, startListenerThreads } from './listener-threads.ts'
+import { uws } from '../../src/http/uws.ts'
 
 const port = Number(process.env.PORT ?? 8081)
 const threads = Number(process.env.THREADS ?? os.availableParallelism())
 
 function listen (index: number): void {
-  let socket: ListenSocket | null = null
   const app = uws.App()
   app.post('/api/events', (res, _req) => {
     let aborted = false
@@ -48,34 +49,11 @@ function listen (index: number): void {
       })
     })
   })
-  app.get('/health', (res) => {
-    res.cork(() => { res.writeHeader('Content-Type', 'application/json').end('{"status":"ok"}') })
-  })
-  app.listen('127.0.0.1', port, s => {
-    if (s === false) { parentPort?.postMessage({ type: 'failed' }); return }
-    socket = s
-    parentPort?.postMessage({ type: 'listening', index })
-  })
-  parentPort?.on('message', (m: { type: string }) => {
-    if (m.type === 'close' && socket !== null) { uws.us_listen_socket_close(socket); socket = null; parentPort?.close() }
-  })
+  serveThread(app, port, index)
 }
 
 if (isMainThread) {
-  const workers: Worker[] = []
-  const self = new URL(import.meta.url)
-  for (let i = 0; i < threads; i++) {
-    const entry = workerEntry(self)
-    const w = new Worker(entry.file, { argv: entry.argv, workerData: { index: i } })
-    w.on('message', (m: { type: string }) => {
-      if (m.type === 'failed') { process.stderr.write(`bare-uws: thread ${i} could not listen on ${port}\n`); process.exit(1) }
-    })
-    w.on('error', err => { process.stderr.write(`bare-uws: thread ${i}: ${err.stack ?? String(err)}\n`); process.exit(1) })
-    workers.push(w)
-  }
-  const stop = (): void => { for (const w of workers) w.postMessage({ type: 'close' }) }
-  process.once('SIGTERM', stop)
-  process.once('SIGINT', stop)
+  startListenerThreads(new URL(import.meta.url), threads, 'bare-uws', port)
 } else {
   listen((workerData as { index: number }).index)
 }

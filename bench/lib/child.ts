@@ -17,6 +17,8 @@ export interface ChildSpec {
   readonly args: readonly string[] // arguments to `node` (process.execPath)
   readonly env: Readonly<Record<string, string>>
   readonly port: number
+  /** An IPC channel to the child (process.send / 'message'): the receiver and the ceiling client. */
+  readonly ipc?: boolean
 }
 
 const RING_BYTES = 64 * 1024
@@ -40,7 +42,7 @@ export class Child {
     this.proc = spawn(process.execPath, [...spec.args], {
       cwd: REPO_ROOT,
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...spec.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: spec.ipc === true ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
       // Own process group: a Ctrl-C in the terminal reaches only the bench, which then stops its
       // children in order (a second signal would make the service skip its drain).
       detached: true,
@@ -64,6 +66,20 @@ export class Child {
   }
 
   get pid (): number { return this.proc.pid ?? -1 }
+
+  /** Waits for the first IPC message with `type` (rejects if the child exits or `timeoutMs` passes). */
+  nextMessage<T extends { type: string }> (type: string, timeoutMs = 30_000): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const onMessage = (m: unknown): void => {
+        if (typeof m === 'object' && m !== null && (m as { type?: unknown }).type === type) { done(); resolve(m as T) }
+      }
+      const onExit = (): void => { done(); reject(new Error(`${this.name} exited (${String(this.exitCode)}) before sending "${type}":\n${this.output()}`)) }
+      const timer = setTimeout(() => { done(); reject(new Error(`${this.name} sent no "${type}" within ${timeoutMs} ms:\n${this.output()}`)) }, timeoutMs)
+      const done = (): void => { clearTimeout(timer); this.proc.off('message', onMessage); this.proc.off('exit', onExit) }
+      this.proc.on('message', onMessage)
+      this.proc.once('exit', onExit)
+    })
+  }
   get running (): boolean { return this.exitCode === null }
   output (lastBytes = 4000): string { return this.#out.slice(-lastBytes) }
 

@@ -22,3 +22,11 @@ export function fmt (x: number, digits = 0): string {
   if (!Number.isFinite(x)) return 'n/a'
   return x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
 }
+
+/**
+ * Milliseconds since the epoch with sub-millisecond resolution (performance.timeOrigin + now()): the
+ * clock the bench and its helper processes share (each helper's offset to it is measured).
+ */
+export function epochNow (): number {
+  return performance.timeOrigin + performance.now()
+}

@@ -1,8 +1,9 @@
 /**
- * Closed-loop ingest load (scenarios 1 and 7) with autocannon's programmatic API: `connections`
- * keep-alive connections, pipelining 1, each sending POST /api/events as fast as answers come back,
- * every request with its own dedup_id and the next API key (setup-request.cjs). With `workers` > 0,
- * autocannon runs that many worker threads and splits the connections between them.
+ * Closed-loop ingest load (scenarios 1, 7, 9, 11, 13) with autocannon's programmatic API: `connections`
+ * keep-alive connections, pipelining 1, each sending POST /api/events (or, with `batch` N, POST
+ * /api/events/batch with N events) as fast as answers come back, every event with its own dedup_id
+ * and every request with the next API key (setup-request.cjs). With `workers` > 0, autocannon runs
+ * that many worker threads and splits the connections between them.
  */
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
@@ -22,6 +23,8 @@ export interface IngestOptions {
   readonly keys: readonly string[]
   readonly payloads: readonly string[]
   readonly prefix: string // dedup_id prefix unique to this run
+  /** Events per request: 0 (default) single events on POST /api/events, N on POST /api/events/batch. */
+  readonly batch?: number
   readonly quiet?: boolean
 }
 
@@ -33,32 +36,40 @@ export interface IngestResult {
   readonly durationS: number
   readonly sent: number
   readonly status: Record<string, number>
-  readonly created: number // 201s
+  readonly created: number // 2xx answers (201 single, 200 batch)
+  /** Events in the 2xx answers (created × batch size; = created for single events). */
+  readonly events: number
+  /** Events per second in 2xx answers. */
+  readonly eventsPerSec: number
+  readonly batch: number
   readonly non2xx: number
   readonly errors: number
   readonly timeouts: number
-  /** Durable 201s per second of the run. */
+  /** Durable 2xx answers per second of the run. */
   readonly reqPerSec: number
   /** autocannon's latency histogram of 2xx answers (ms). */
   readonly latencyMs: { readonly mean: number, readonly p50: number, readonly p90: number, readonly p99: number, readonly max: number }
 }
 
 export function runIngest (o: IngestOptions): Promise<IngestResult> {
+  const batch = o.batch ?? 0
+  const path = batch > 0 ? '/api/events/batch' : '/api/events'
   const spec = {
     method: 'POST',
-    path: '/api/events',
+    path,
     headers: { 'content-type': 'application/json' },
     setupRequest: o.workers > 0 ? SETUP_REQUEST : require(SETUP_REQUEST) as (req: never) => unknown,
     benchKeys: [...o.keys],
     benchPayloads: [...o.payloads],
     benchPrefix: o.prefix,
+    benchBatch: batch,
   }
   return new Promise((resolve, reject) => {
     let done = 0
     let lastDone = 0
     const started = Date.now()
     const instance = autocannon({
-      url: `http://127.0.0.1:${o.port}/api/events`,
+      url: `http://127.0.0.1:${o.port}${path}`,
       connections: o.connections,
       pipelining: 1,
       duration: o.durationS,
@@ -70,7 +81,8 @@ export function runIngest (o: IngestOptions): Promise<IngestResult> {
       if (err !== null) { reject(err); return }
       const status: Record<string, number> = {}
       for (const [code, s] of Object.entries(r.statusCodeStats)) status[code] = s.count
-      const created = status['201'] ?? 0
+      const created = batch > 0 ? (status['200'] ?? 0) : (status['201'] ?? 0)
+      const events = created * Math.max(1, batch)
       resolve({
         label: o.label,
         prefix: o.prefix,
@@ -80,6 +92,9 @@ export function runIngest (o: IngestOptions): Promise<IngestResult> {
         sent: r.requests.sent ?? 0,
         status,
         created,
+        events,
+        eventsPerSec: Math.round(events / r.duration),
+        batch,
         non2xx: r.non2xx,
         errors: r.errors,
         timeouts: r.timeouts,

@@ -35,3 +35,10 @@ export function forgedKey (): string {
 export function meanBytes (xs: readonly string[]): number {
   return xs.reduce((a, s) => a + Buffer.byteLength(s), 0) / Math.max(1, xs.length)
 }
+
+/** A batch body `{"events":[…]}` of `count` events whose dedup_ids are `<prefix><k>`. */
+export function batchBody (prefix: string, payloads: readonly string[], count: number, first = 0): string {
+  const items: string[] = []
+  for (let k = 0; k < count; k++) items.push(eventBody(`${prefix}${first + k}`, payloads[(first + k) % payloads.length]!))
+  return `{"events":[${items.join(',')}]}`
+}
