@@ -1,8 +1,8 @@
 /**
- * Cost per million durable events, from scenario 1's throughput and the Fly.io Machine that
- * fly.toml names.
+ * Cost per million durable events, from an ingest throughput — scenario 1 (single events) and
+ * scenario 11 (batches of 100), one estimate each — and the Fly.io Machine that fly.toml names.
  *
- *   per-vCPU throughput = scenario-1 201s per second ÷ cores of the bench machine
+ *   per-vCPU throughput = events stored per second ÷ cores of the bench machine
  *                         (a conservative figure: PostgreSQL and the load generator used the same cores)
  *   events per hour     = per-vCPU throughput × the VM's vCPUs × 3600
  *   cost per million    = the VM's hourly price ÷ (events per hour / 1e6)
