@@ -43,6 +43,26 @@ export function deliveryBody (d: ClaimedDelivery): string {
     ',"timestamp":"' + d.createdAt.toISOString() + '"}'
 }
 
+/**
+ * A webhook URL parsed once (the scheduler caches these per URL string): what every attempt to it
+ * needs, precomputed — the origin for the pool, the request path, and whether the SSRF rule refuses an
+ * IP-literal host outright.
+ */
+export class Target {
+  readonly origin: string
+  readonly path: string
+  readonly href: string
+  /** An IP-literal host that is not public (refused without a connection unless private targets are allowed). */
+  readonly privateLiteral: boolean
+  constructor (u: URL) {
+    this.origin = u.origin
+    this.path = u.pathname + u.search
+    this.href = u.href
+    const host = urlHost(u)
+    this.privateLiteral = isIP(host) !== 0 && !isPublicAddress(host)
+  }
+}
+
 /** Receives every finished attempt (the scheduler). */
 export interface Settler {
   settled (d: ClaimedDelivery, r: AttemptResult): void
@@ -208,15 +228,12 @@ export class Dispatcher {
 
   get inFlight (): number { return this.#flights.size }
 
-  /** Starts one attempt of `d` to `target` (its parsed URL); the result arrives at the settler. */
-  attempt (d: ClaimedDelivery, target: URL): void {
+  /** Starts one attempt of `d` to `target`; the result arrives at the settler. */
+  attempt (d: ClaimedDelivery, target: Target): void {
     const startedAt = Date.now()
-    if (!this.#allowPrivate) {
-      const host = urlHost(target)
-      if (isIP(host) !== 0 && !isPublicAddress(host)) {
-        this.#settler.settled(d, new AttemptResult('refused', 0, 'refused: webhook host is a non-public address', null, startedAt, 0, null, null, false))
-        return
-      }
+    if (!this.#allowPrivate && target.privateLiteral) {
+      this.#settler.settled(d, new AttemptResult('refused', 0, 'refused: webhook host is a non-public address', null, startedAt, 0, null, null, false))
+      return
     }
     const body = deliveryBody(d)
     const nowS = Math.floor(startedAt / 1000)
@@ -234,7 +251,7 @@ export class Dispatcher {
     ]
     const flight = new Flight(d, this, startedAt, startedAt + this.#timeoutMs)
     this.#flights.add(flight)
-    this.#agent.dispatch({ origin: target.origin, path: target.pathname + target.search, method: 'POST', headers, body }, flight)
+    this.#agent.dispatch({ origin: target.origin, path: target.path, method: 'POST', headers, body }, flight)
   }
 
   /** Called by a Flight when it ends (exactly once). */

@@ -31,7 +31,7 @@ import { ensureAttemptPartitions } from '../db/queries/attempt-partitions.ts'
 import type { Logger } from '../log.ts'
 import type { ThreadMetrics } from '../metrics/counters.ts'
 import { uuidv7, uuidv7At } from '../lib/uuid.ts'
-import { Dispatcher, type Settler } from './dispatch.ts'
+import { Dispatcher, Target, type Settler } from './dispatch.ts'
 import { planClaim, type FlowOptions } from './flow.ts'
 import { AttemptResult, decide, parseRetryAfter } from './retry-policy.ts'
 
@@ -79,8 +79,8 @@ const LOG_OUTCOME: Record<AttemptResult['kind'], AttemptOutcome> = {
   success: 'success', http: 'http_error', timeout: 'timeout', network: 'network_error', refused: 'blocked', aborted: 'network_error',
 }
 
-function parseTarget (raw: string): URL | null {
-  try { return new URL(raw) } catch { return null }
+function parseTarget (raw: string): Target | null {
+  try { return new Target(new URL(raw)) } catch { return null }
 }
 
 export class Scheduler implements Settler {
@@ -119,7 +119,7 @@ export class Scheduler implements Settler {
   readonly #excluded: string[] = []
   /** Endpoint id → when this thread last wrote its last_success_at. */
   readonly #successWritten = new Map<string, number>()
-  readonly #urls = new Map<string, URL | null>()
+  readonly #urls = new Map<string, Target | null>()
   /** This thread's lease holder id (claims count other threads' leases from the database, ours here). */
   readonly #holder = uuidv7()
   /** Endpoint id → this thread's attempts in flight to it. */
@@ -329,7 +329,7 @@ export class Scheduler implements Settler {
     return 1 // still busy after MAX_ROUNDS: yield to the event loop, then continue
   }
 
-  #target (url: string): URL | null {
+  #target (url: string): Target | null {
     let t = this.#urls.get(url)
     if (t === undefined) {
       t = parseTarget(url)

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { checkWebhookUrl, guardedLookup, isPublicAddress, NonPublicAddressError, type Resolver } from '../../src/webhooks/ssrf.ts'
-import { Dispatcher } from '../../src/delivery/dispatch.ts'
+import { Dispatcher, Target } from '../../src/delivery/dispatch.ts'
 import type { AttemptResult } from '../../src/delivery/retry-policy.ts'
 import { ClaimedDelivery } from '../../src/db/queries/claim-deliveries.ts'
 
@@ -152,7 +152,7 @@ function dispatcher (allowPrivate: boolean): { d: Dispatcher, attempt: (url: str
     attempt: async url => await new Promise(resolve => {
       const c = delivery(url)
       waiting.set(c, resolve)
-      d.attempt(c, new URL(url))
+      d.attempt(c, new Target(new URL(url)))
     }),
   }
 }

@@ -19,7 +19,8 @@
  * Leasing moves next_attempt_at (and leased_until) to now() + lease in the statement that holds the
  * row lock, so no other claimer on any node sees the row as due until the lease expires or the result
  * is written: each attempt is handed to exactly one worker, and an attempt lost with its node becomes
- * due again by itself. S2+S3 and S4+S5 are pipelined: a claim is four round trips.
+ * due again by itself. S2+S3 and S4+S5 are pipelined: a claim is four round trips. It commits
+ * asynchronously (complete-deliveries.ts "Durability").
  */
 import type { Sql } from '../client.ts'
 
@@ -93,6 +94,8 @@ export class ClaimedDelivery {
   readonly secrets: readonly string[]
   /** The endpoint's consecutive failures when claimed (result writes skip no-op health updates). */
   readonly endpointFailures: number
+  /** The W3C traceparent of the span that ingested the event (docs/tracing.md), or null. */
+  readonly traceparent: string | null
 
   constructor (row: LeasedRow, ep: EndpointFlow) {
     this.organizationId = row.organization_id
@@ -107,6 +110,7 @@ export class ClaimedDelivery {
     this.url = ep.url
     this.secrets = ep.previous_secret === null ? [ep.signing_secret] : [ep.signing_secret, ep.previous_secret]
     this.endpointFailures = ep.consecutive_failures
+    this.traceparent = row.traceparent ?? null
   }
 }
 
@@ -120,6 +124,8 @@ interface LeasedRow {
   attempts: number
   series_attempt: number
   trigger: string
+  /** Always returned by S4; absent only in rows made by hand. */
+  traceparent?: string | null
 }
 
 interface EndpointRowRaw extends Omit<EndpointFlow, 'rate_tat' | 'throttled_until' | 'breaker_until' | 'leased'> {
@@ -152,14 +158,15 @@ const ms = (d: Date | null): number | null => d === null ? null : d.getTime()
 /** Runs one claim with `planner` deciding; see the header. */
 export async function claimDeliveries (sql: Sql, o: ClaimOptions, planner: Planner): Promise<ClaimResult> {
   return await sql.begin(async tx => {
-    const candidates = await tx<Candidate[]>`
+    // Asynchronous commit (see complete-deliveries.ts "Durability"), pipelined with S1: no round trip.
+    const [, candidates] = await Promise.all([tx`set local synchronous_commit to off`, tx<Candidate[]>`
       select organization_id, event_id, endpoint_id, rate_reserved,
              (extract(epoch from next_attempt_at) * 1000)::float8 as due_ms
         from deliveries
        where next_attempt_at <= now() and endpoint_id <> all(${tx.array([...o.excludedEndpoints])}::uuid[])
        order by next_attempt_at
        limit ${o.candidates}
-         for no key update skip locked`
+         for no key update skip locked`])
     const plan = new ClaimPlan()
     if (candidates.length === 0) return { leased: [], moved: 0, candidates: 0, plan }
     const keys = new Map<string, string>()
@@ -247,7 +254,7 @@ export async function claimDeliveries (sql: Sql, o: ClaimOptions, planner: Plann
        where d.organization_id = r.organization_id and d.event_id = r.event_id and d.endpoint_id = r.endpoint_id
       returning d.organization_id, d.event_id, d.endpoint_id, r.action, e.type,
                 case when r.action = 'L' then e.payload::text end as payload, e.created_at,
-                d.attempts, d.series_attempt, d.trigger`
+                d.attempts, d.series_attempt, d.trigger, case when r.action = 'L' then e.traceparent end as traceparent`
     const flow = flowIds.length === 0
       ? null
       : tx`

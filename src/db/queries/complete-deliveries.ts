@@ -9,6 +9,15 @@
  * pipelined after BEGIN, so a batch costs three round trips. No attempt is logged without its state
  * change and no state change is lost without its attempt: they commit together.
  *
+ * Durability. Claims and result batches commit with synchronous_commit off: they do not wait for
+ * their WAL to reach disk (on a machine whose fsync is the bottleneck, that wait was most of a drain's
+ * time). Visibility and atomicity are unchanged; only a PostgreSQL crash can lose the last fraction of
+ * a second of them (wal_writer_delay, 3 × 200 ms at most), and what it loses goes back whole: a lost
+ * result batch leaves its deliveries leased, with no attempt logged, so they are attempted again when
+ * the lease expires — a duplicate delivery, which at-least-once allows, never a lost or half-written
+ * one. Everything a client is answered about (ingest, acks, endpoint changes, redeliveries) still
+ * commits synchronously.
+ *
  * LOCK ORDER. Every statement family that writes events, endpoints and deliveries in one transaction
  * locks them in this order — events (by key), endpoints (by key), deliveries — so two of them never
  * wait on each other in a cycle: result batches (lockEvents first), acks (the event, then its
@@ -158,7 +167,7 @@ export async function writeResults (sql: Sql, b: WriteBatch, policy: HealthPolic
     // Queries issued without awaiting in between are pipelined on the transaction's connection. Locks
     // are taken in the order every writer uses (LOCK ORDER below): events, then endpoints, then
     // deliveries — so a result batch cannot deadlock with an ack, a redelivery, a replay or a deletion.
-    const queries: Promise<unknown>[] = []
+    const queries: Promise<unknown>[] = [tx`set local synchronous_commit to off`]
     if (b.completions.length > 0) queries.push(lockEvents(tx, b.completions))
     if (b.health.length > 0) queries.push(updateHealth(tx, b.health, policy))
     if (b.completions.length > 0) {

