@@ -13,6 +13,10 @@ export type EnvKind =
   | { kind: 'delays' }
   | { kind: 'level' }
   | { kind: 'host' }
+  | { kind: 'choice'; values: readonly string[] }
+  | { kind: 'http-url' }
+  | { kind: 'key-values' }
+  | { kind: 'ratio' }
 
 export interface EnvVar {
   readonly name: string
@@ -24,6 +28,7 @@ export interface EnvVar {
 const int = (min: number, max: number): EnvKind => ({ kind: 'int', min, max })
 const PORT = int(0, 65535)
 const MS = int(1, 86_400_000)
+const OTLP_PROTOCOL: EnvKind = { kind: 'choice', values: ['http/protobuf', 'http/json'] }
 
 export const ENV = {
   port: { name: 'PORT', type: PORT, default: '8080', doc: 'the API listener port' },
@@ -63,6 +68,29 @@ export const ENV = {
   authCacheTtlMs: { name: 'AUTH_CACHE_TTL_MS', type: MS, default: '300000', doc: 'how long a verified key is trusted without re-checking' },
   threadYoungGenerationMb: { name: 'THREAD_YOUNG_GENERATION_MB', type: int(0, 1024), default: '8', doc: "V8 young generation cap of each worker thread in MB (0: V8's default); trades a little GC time for resident memory" },
   argon2Threads: { name: 'ARGON2_THREADS', type: int(1, 64), default: '1', doc: 'worker threads hashing API keys' },
+  // OpenTelemetry traces (docs/tracing.md): the standard OTEL_* names, read here like every other variable.
+  otelSdkDisabled: { name: 'OTEL_SDK_DISABLED', type: { kind: 'bool' }, default: 'false', doc: 'true turns tracing off whatever the other OTEL_* variables say' },
+  otelTracesExporter: { name: 'OTEL_TRACES_EXPORTER', type: { kind: 'choice', values: ['otlp', 'none'] }, default: undefined, doc: 'otlp turns traces on, none off (unset: on only when an OTLP endpoint is set)' },
+  otelEndpoint: { name: 'OTEL_EXPORTER_OTLP_ENDPOINT', type: { kind: 'http-url' }, default: undefined, doc: 'OTLP/HTTP base URL; traces go to <base>/v1/traces (unset: http://localhost:4318)' },
+  otelTracesEndpoint: { name: 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', type: { kind: 'http-url' }, default: undefined, doc: 'the full OTLP/HTTP URL for traces (overrides OTEL_EXPORTER_OTLP_ENDPOINT)' },
+  otelProtocol: { name: 'OTEL_EXPORTER_OTLP_PROTOCOL', type: OTLP_PROTOCOL, default: 'http/protobuf', doc: 'OTLP encoding: http/protobuf or http/json (grpc is not supported)' },
+  otelTracesProtocol: { name: 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', type: OTLP_PROTOCOL, default: undefined, doc: 'OTLP encoding for traces (overrides OTEL_EXPORTER_OTLP_PROTOCOL)' },
+  otelHeaders: { name: 'OTEL_EXPORTER_OTLP_HEADERS', type: { kind: 'key-values' }, default: undefined, doc: 'headers of every export request, key=value pairs separated by commas (values percent-decoded; kept out of logs)' },
+  otelTracesHeaders: { name: 'OTEL_EXPORTER_OTLP_TRACES_HEADERS', type: { kind: 'key-values' }, default: undefined, doc: 'headers of trace export requests, added to OTEL_EXPORTER_OTLP_HEADERS (same name: this one wins)' },
+  otelTimeoutMs: { name: 'OTEL_EXPORTER_OTLP_TIMEOUT', type: MS, default: '10000', doc: 'one export request, in ms' },
+  otelTracesTimeoutMs: { name: 'OTEL_EXPORTER_OTLP_TRACES_TIMEOUT', type: MS, default: undefined, doc: 'one trace export request, in ms (overrides OTEL_EXPORTER_OTLP_TIMEOUT)' },
+  otelServiceName: { name: 'OTEL_SERVICE_NAME', type: { kind: 'string' }, default: 'triggers-api', doc: 'service.name of every span' },
+  otelResourceAttributes: { name: 'OTEL_RESOURCE_ATTRIBUTES', type: { kind: 'key-values' }, default: undefined, doc: 'more resource attributes, key=value pairs separated by commas (OTEL_SERVICE_NAME wins for service.name)' },
+  otelTracesSampler: {
+    name: 'OTEL_TRACES_SAMPLER',
+    type: { kind: 'choice', values: ['parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio', 'always_on', 'always_off', 'traceidratio'] },
+    default: 'parentbased_always_on',
+    doc: 'which traces are recorded; parentbased_* follow an incoming traceparent\'s sampled flag',
+  },
+  otelTracesSamplerArg: { name: 'OTEL_TRACES_SAMPLER_ARG', type: { kind: 'ratio' }, default: '1', doc: 'the ratio of the traceidratio samplers, 0 to 1' },
+  otelBspScheduleDelayMs: { name: 'OTEL_BSP_SCHEDULE_DELAY', type: MS, default: '5000', doc: 'most time a finished span waits before it is exported, in ms' },
+  otelBspMaxQueueSize: { name: 'OTEL_BSP_MAX_QUEUE_SIZE', type: int(1, 1_000_000), default: '2048', doc: 'finished spans buffered per thread; past it new ones are dropped' },
+  otelBspMaxExportBatchSize: { name: 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE', type: int(1, 1_000_000), default: '512', doc: 'most spans in one export request (at most OTEL_BSP_MAX_QUEUE_SIZE)' },
 } as const satisfies Record<string, EnvVar>
 
 export type EnvKey = keyof typeof ENV

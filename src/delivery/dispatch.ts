@@ -17,7 +17,8 @@
  *   - Every attempt ends in exactly one call of `Settler.settled` with its AttemptResult.
  * The request is exactly the contract's (docs/api.md "Webhook delivery"): JSON body `{"id","type","data","timestamp"}` with the stored
  * payload text spliced in (never re-parsed), the Standard Webhooks headers signed with each of the
- * endpoint's secrets, and X-Endpoint-ID.
+ * endpoint's secrets, and X-Endpoint-ID; with tracing on, also the `traceparent` of the attempt's span
+ * (docs/tracing.md). With tracing off the headers are exactly those: one flag, decided at construction.
  */
 import { isIP } from 'node:net'
 import { Agent } from 'undici'
@@ -26,6 +27,7 @@ import type { ClaimedDelivery } from '../db/queries/claim-deliveries.ts'
 import { AttemptResult, type AttemptKind } from './retry-policy.ts'
 import { signatureHeader } from '../webhooks/signing.ts'
 import { guardedLookup, isPublicAddress, NonPublicAddressError, urlHost } from '../webhooks/ssrf.ts'
+import { NOOP_TRACER, type AttemptSpan, type Tracer } from '../tracing/tracer.ts'
 
 const KEEP_ALIVE_MS = 4000
 /** At most this much of a failure's body goes into last_error. */
@@ -63,9 +65,9 @@ export class Target {
   }
 }
 
-/** Receives every finished attempt (the scheduler). */
+/** Receives every finished attempt (the scheduler), with the attempt's span to end (null: tracing off). */
 export interface Settler {
-  settled (d: ClaimedDelivery, r: AttemptResult): void
+  settled (d: ClaimedDelivery, r: AttemptResult, span: AttemptSpan | null): void
 }
 
 export interface DispatcherOptions {
@@ -74,6 +76,8 @@ export interface DispatcherOptions {
   readonly connectionsPerOrigin: number
   readonly allowPrivate: boolean
   readonly excerptBytes: number
+  /** The delivery thread's tracer (default NOOP_TRACER: no spans, no traceparent header). */
+  readonly tracer?: Tracer
 }
 
 const NOT_ABORTED = 0
@@ -125,9 +129,12 @@ class Flight {
   bytes: number
   truncated: boolean
   done: boolean
+  /** The attempt's span (null: tracing off). */
+  readonly span: AttemptSpan | null
 
-  constructor (d: ClaimedDelivery, owner: Dispatcher, startedAt: number, deadline: number) {
+  constructor (d: ClaimedDelivery, owner: Dispatcher, startedAt: number, deadline: number, span: AttemptSpan | null) {
     this.d = d
+    this.span = span
     this.owner = owner
     this.startedAt = startedAt
     this.deadline = deadline
@@ -208,11 +215,16 @@ export class Dispatcher {
   readonly excerptBytes: number
   readonly #flights = new Set<Flight>()
   #ticker: NodeJS.Timeout | null
+  readonly #tracer: Tracer
+  /** Tracing is on: each attempt gets a span and sends its traceparent. */
+  readonly #traced: boolean
 
   constructor (o: DispatcherOptions, settler: Settler) {
     this.#timeoutMs = o.timeoutMs
     this.#allowPrivate = o.allowPrivate
     this.#settler = settler
+    this.#tracer = o.tracer ?? NOOP_TRACER
+    this.#traced = this.#tracer.on
     this.excerptBytes = o.excerptBytes
     this.#agent = new Agent({
       connections: o.connectionsPerOrigin,
@@ -232,7 +244,8 @@ export class Dispatcher {
   attempt (d: ClaimedDelivery, target: Target): void {
     const startedAt = Date.now()
     if (!this.#allowPrivate && target.privateLiteral) {
-      this.#settler.settled(d, new AttemptResult('refused', 0, 'refused: webhook host is a non-public address', null, startedAt, 0, null, null, false))
+      this.#settler.settled(d, new AttemptResult('refused', 0, 'refused: webhook host is a non-public address', null, startedAt, 0, null, null, false),
+        this.#traced ? this.#tracer.attempt(d, startedAt) : null)
       return
     }
     const body = deliveryBody(d)
@@ -249,7 +262,9 @@ export class Dispatcher {
       'webhook-timestamp', ts,
       'webhook-signature', signatureHeader(d.secrets, d.eventId, nowS, body),
     ]
-    const flight = new Flight(d, this, startedAt, startedAt + this.#timeoutMs)
+    const span = this.#traced ? this.#tracer.attempt(d, startedAt) : null
+    if (span !== null) headers.push('traceparent', span.traceparent)
+    const flight = new Flight(d, this, startedAt, startedAt + this.#timeoutMs, span)
     this.#flights.add(flight)
     this.#agent.dispatch({ origin: target.origin, path: target.path, method: 'POST', headers, body }, flight)
   }
@@ -258,7 +273,7 @@ export class Dispatcher {
   finished (f: Flight, err: Error | null): void {
     this.#flights.delete(f)
     const duration = f.sentAt === 0 ? 0 : performance.now() - f.sentAt
-    this.#settler.settled(f.d, err === null || f.reason === CUT_SHORT ? this.#responseResult(f, duration) : this.#errorResult(f, err, duration))
+    this.#settler.settled(f.d, err === null || f.reason === CUT_SHORT ? this.#responseResult(f, duration) : this.#errorResult(f, err, duration), f.span)
   }
 
   #responseResult (f: Flight, duration: number): AttemptResult {

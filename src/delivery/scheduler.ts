@@ -34,6 +34,7 @@ import { uuidv7, uuidv7At } from '../lib/uuid.ts'
 import { Dispatcher, Target, type Settler } from './dispatch.ts'
 import { planClaim, type FlowOptions } from './flow.ts'
 import { AttemptResult, decide, parseRetryAfter } from './retry-policy.ts'
+import type { AttemptSpan, Tracer } from '../tracing/tracer.ts'
 
 /** Most candidates one claim looks at. */
 const CLAIM_MAX = 256
@@ -71,6 +72,8 @@ export interface SchedulerOptions {
   readonly metrics: ThreadMetrics | null
   /** Breaker tuning (tests); default 5 consecutive failures. */
   readonly breakerThreshold?: number
+  /** This thread's tracer: attempt spans and the traceparent header (default: none). */
+  readonly tracer?: Tracer
 }
 
 const STATUS: Record<'delivered' | 'retry' | 'dead', CompletionStatus> = { delivered: 'delivered', retry: 'failed', dead: 'dead_letter' }
@@ -201,6 +204,7 @@ export class Scheduler implements Settler {
       connectionsPerOrigin: c.deliveryConcurrency,
       allowPrivate: c.allowPrivateWebhooks,
       excerptBytes: c.attemptBodyExcerptBytes,
+      tracer: o.tracer,
     }, this)
   }
 
@@ -344,14 +348,14 @@ export class Scheduler implements Settler {
     this.#inFlight.set(d.endpointId, (this.#inFlight.get(d.endpointId) ?? 0) + 1)
     const target = this.#target(d.url)
     if (target === null) {
-      this.settled(d, new AttemptResult('network', 0, 'invalid webhook URL', null, Date.now()))
+      this.settled(d, new AttemptResult('network', 0, 'invalid webhook URL', null, Date.now()), null)
       return
     }
     this.#dispatcher.attempt(d, target)
   }
 
-  /** Settler: an attempt of `d` ended (called once per started attempt). */
-  settled (d: ClaimedDelivery, r: AttemptResult): void {
+  /** Settler: an attempt of `d` ended (called once per started attempt); `span` is ended here, with the verdict. */
+  settled (d: ClaimedDelivery, r: AttemptResult, span: AttemptSpan | null): void {
     const now = Date.now()
     this.#free++
     const n = (this.#inFlight.get(d.endpointId) ?? 1) - 1
@@ -360,9 +364,11 @@ export class Scheduler implements Settler {
     this.#full.delete(d.endpointId)
     if (r.kind === 'aborted') {
       this.#releases.push(new Release(d.organizationId, d.eventId, d.endpointId, d.attempts, r.error))
+      if (span !== null) span.end(r, LOG_OUTCOME[r.kind], 'released')
     } else {
       const dec = decide(r, d.seriesAttempt, this.#delays, now, Math.random())
       const status = STATUS[dec.verdict]
+      if (span !== null) span.end(r, LOG_OUTCOME[r.kind], status)
       if (this.#metrics !== null) {
         this.#metrics.delivery(OUTCOME[dec.verdict], r.durationMs / 1000)
         this.#metrics.attempt(LOG_OUTCOME[r.kind], r.durationMs / 1000)

@@ -12,8 +12,9 @@
  *   3. {v:1, type:'stop', deadlineMs}: stop claiming; in-flight attempts may finish until the deadline;
  *      the rest are aborted and handed back due now (attempts keep the interrupted attempt's number,
  *      the retry series position is given back); claimed-but-unstarted ones are handed back as if never
- *      claimed; results are written; connections and the database client are closed; post
- *      {v:1, type:'stopped'}; the thread then exits (nothing keeps it alive).
+ *      claimed; results are written; connections and the database client are closed; the last spans
+ *      are exported (tracing on, within the deadline); post {v:1, type:'stopped'}; the thread then
+ *      exits (nothing keeps it alive).
  *
  * `deadlineMs` is read as an absolute time in ms since the epoch when it is ≥ 1e12 (any date after
  * 2001), otherwise as a duration from receipt, so either convention of the primary is honoured.
@@ -26,6 +27,7 @@ import { createLogger } from '../log.ts'
 import { ThreadMetrics } from '../metrics/counters.ts'
 import { parsePrimaryToDelivery, parseWorkerInit, type DeliveryToPrimary } from '../threads/protocol.ts'
 import { Scheduler } from './scheduler.ts'
+import { startTracing } from '../tracing/start.ts'
 
 const port = parentPort
 if (port === null) throw new Error('src/delivery/thread.ts must run as a worker thread')
@@ -37,8 +39,12 @@ const poolSize = Math.max(2, Math.min(config.dbPoolSize, 8))
 const sql = createDb({ url: init.databaseUrl, max: poolSize, applicationName: 'triggers-delivery' })
 const metrics = ThreadMetrics.forThread(init.metrics)
 const stopSampling = metrics.startRuntimeSampling()
-const scheduler = new Scheduler({ sql, config, log, metrics })
+// Chosen once, before the scheduler is built (messages from the primary wait queued meanwhile).
+const tracer = await startTracing(config, init.threadIndex === 0 ? 'delivery' : `delivery-${init.threadIndex}`, log)
+const scheduler = new Scheduler({ sql, config, log, metrics, tracer })
 let stopping = false
+/** Exporting the last spans may use what is left of the stop deadline, and at least this long. */
+const TRACES_FLUSH_MIN_MS = 200
 
 function post (m: DeliveryToPrimary): void {
   port!.postMessage(m)
@@ -51,6 +57,7 @@ async function shutdown (deadlineMs: number): Promise<void> {
   } finally {
     stopSampling()
     await sql.end({ timeout: 5 })
+    await tracer.shutdown(Math.max(TRACES_FLUSH_MIN_MS, deadlineAt - Date.now()))
   }
 }
 

@@ -8,6 +8,7 @@ import type { HttpRequest, HttpResponse } from './uws.ts'
 import { randomBytes } from 'node:crypto'
 import type { AuthEntry } from '../auth/key-cache.ts'
 import type { Upload } from './body.ts'
+import { tracer } from '../tracing/tracer.ts'
 
 const ID_RE = /^[\x21-\x7e]{1,200}$/
 const idPrefix = randomBytes(6).toString('hex')
@@ -54,6 +55,8 @@ export class Ctx {
   /** Index into metrics/layout.ts ROUTES. */
   readonly route: number
   readonly startedAt: number
+  /** The W3C traceparent header; read only while tracing is on ('' otherwise: docs/tracing.md). */
+  readonly traceparent: string
 
   constructor (res: HttpResponse, req: HttpRequest, hasParam: boolean, route: number) {
     this.res = res
@@ -73,6 +76,7 @@ export class Ctx {
     const cl = req.getHeader('content-length')
     this.contentLength = cl === '' ? -1 : (/^\d{1,15}$/.test(cl) ? Number(cl) : -1)
     this.param = hasParam ? req.getParameter(0) : ''
+    this.traceparent = tracer.on ? req.getHeader('traceparent') : ''
     this.aborted = false
     this.done = false
     this.auth = null

@@ -3,7 +3,8 @@
  * services — database client, key cache and authenticator, shared-memory limiter, micro-batching
  * writer — then the uWS app, listens, and reports the port. Talks to the primary for Argon2 work, key
  * evictions and delivery wake-ups. On `drain`: stop accepting, answer what was received, flush the
- * writer, give unspent rate-limit tokens back, report `drained`, close the database client and exit.
+ * writer, give unspent rate-limit tokens back, report `drained`, close the database client, export the
+ * last spans (tracing on) and exit. The thread's tracer is chosen first, once (src/tracing/start.ts).
  */
 import { parentPort, workerData } from 'node:worker_threads'
 import { configFromWorkerData } from '../config/load.ts'
@@ -25,6 +26,8 @@ import { inflight, type Ctx } from './context.ts'
 import type { Services } from './services.ts'
 import { notifyDeliveries } from '../db/queries/schedule-deliveries.ts'
 import { ThreadMetrics } from '../metrics/counters.ts'
+import { startTracing } from '../tracing/start.ts'
+import { installTracer } from '../tracing/tracer.ts'
 
 if (parentPort === null) throw new Error('http/thread.ts must run as a worker thread')
 const port = parentPort
@@ -33,6 +36,9 @@ const config = configFromWorkerData(init.config)
 if (init.orgWindows === null || init.ipWindows === null) throw new Error('listener needs the shared rate-limit tables')
 
 const log = createLogger(config.logLevel, `http-${init.threadIndex}`)
+// Before anything serves: request snapshots and routes read it (messages from the primary wait queued).
+const tracer = await startTracing(config, `http-${init.threadIndex}`, log)
+installTracer(tracer)
 coarseClock.start()
 const metrics = ThreadMetrics.forThread(init.metrics)
 const stopSampling = metrics.startRuntimeSampling()
@@ -65,6 +71,7 @@ const writer = new Writer<WriterOwner>(sql, {
   // Keep one connection for reads (auth lookups, inbox) when the pool allows it.
   maxInFlight: Math.max(1, Math.min(config.writerMaxInFlight, config.dbPoolSize - 1)),
   dedupWindowSeconds: config.dedupWindowSeconds,
+  traced: tracer.on,
 }, ingestHooks(metrics, (count, anyDue) => {
   if (anyDue) { post({ v: 1, type: 'committed', count }); notifyOtherNodes() }
 }, (size, ms) => {
@@ -105,6 +112,8 @@ let draining: Promise<void> | null = null
  * for this long, so such requests get a real answer instead of a closed connection.
  */
 const DRAIN_QUIET_MS = 100
+/** At most this long exporting the last spans once drained (the collector may be down). */
+const TRACES_FLUSH_MS = 5000
 
 function busy (): boolean {
   return inflight.count > 0 || writer.outstanding > 0 || performance.now() - inflight.lastStart < DRAIN_QUIET_MS
@@ -135,6 +144,7 @@ function drain (nodeStops = false): Promise<void> {
     log.info('drained: answered every request received; later requests on open connections are refused')
     post({ v: 1, type: 'drained' })
     await sql.end({ timeout: 5 })
+    await tracer.shutdown(TRACES_FLUSH_MS)
     coarseClock.stop()
     stopSampling()
     closeApp(app)

@@ -18,6 +18,10 @@
  *
  * A statement failing for any other reason is retried one group per transaction, so one bad row cannot
  * fail its neighbours' requests. Listener threads only.
+ *
+ * Tracing (docs/tracing.md), decided once by `traced`: each event carries its request's ingest span,
+ * whose traceparent is written with the event, and each request gets a `commit` span for the
+ * statement that held it. Off, events carry null and the statement has no traceparent array.
  */
 import type { Sql } from '../db/client.ts'
 import { dedupKey, insertEvents, type BatchResult, type EventBatch } from '../db/queries/insert-events.ts'
@@ -25,6 +29,7 @@ import { dbError, isConnectionError } from '../db/errors.ts'
 import { ApiError } from '../errors.ts'
 import { uuidv7 } from '../lib/uuid.ts'
 import type { EventInput } from './validate.ts'
+import type { IngestSpan } from '../tracing/tracer.ts'
 
 /** One queued event; its fields are all set at construction (STYLE C7). */
 export class PendingEvent<T> {
@@ -39,7 +44,9 @@ export class PendingEvent<T> {
   groupEnd: boolean
   /** An earlier event of the same statement with the same dedup key, or null. */
   dupOf: PendingEvent<T> | null
-  constructor (organizationId: string, input: EventInput, owner: T, index = 0) {
+  /** The ingest span of its request, or null (tracing off). */
+  readonly trace: IngestSpan | null
+  constructor (organizationId: string, input: EventInput, owner: T, index = 0, trace: IngestSpan | null = null) {
     this.organizationId = organizationId
     this.id = uuidv7()
     this.input = input
@@ -47,6 +54,7 @@ export class PendingEvent<T> {
     this.index = index
     this.groupEnd = true
     this.dupOf = null
+    this.trace = trace
   }
 }
 
@@ -64,6 +72,8 @@ export interface WriterOptions {
   readonly maxQueue: number
   readonly maxInFlight: number
   readonly dedupWindowSeconds: number
+  /** Tracing is on: store each event's traceparent and report each statement to its requests' spans. */
+  readonly traced: boolean
 }
 
 export class Writer<T> {
@@ -159,7 +169,7 @@ export class Writer<T> {
 
   async #write (batch: PendingEvent<T>[], mayRetrySingly: boolean): Promise<void> {
     const seen = new Map<string, PendingEvent<T>>()
-    const b: EventBatch = { organizationIds: [], ids: [], types: [], payloads: [], dedupIds: [] }
+    const b: EventBatch = { organizationIds: [], ids: [], types: [], payloads: [], dedupIds: [], traceparents: this.#o.traced ? [] : null }
     for (const ev of batch) {
       const d = ev.input.dedupId
       if (d !== null) {
@@ -173,6 +183,7 @@ export class Writer<T> {
       b.types.push(ev.input.type)
       b.payloads.push(ev.input.payload)
       b.dedupIds.push(d)
+      if (b.traceparents !== null) b.traceparents.push(ev.trace === null ? null : ev.trace.traceparent)
     }
     const createdAt = new Date()
     const t0 = performance.now()
@@ -190,10 +201,13 @@ export class Writer<T> {
         return
       }
       const e = dbError(err)
+      if (this.#o.traced) traceCommits(batch, t0, performance.now(), e)
       for (const ev of batch) this.#hooks.failed(ev, e)
       return
     }
-    this.#hooks.batch(batch.length, performance.now() - t0)
+    const t1 = performance.now()
+    if (this.#o.traced) traceCommits(batch, t0, t1, null)
+    this.#hooks.batch(batch.length, t1 - t0)
     const iso = createdAt.toISOString()
     for (const ev of batch) {
       const first = ev.dupOf ?? ev
@@ -211,6 +225,17 @@ export class Writer<T> {
 }
 
 function flushWriter (w: Writer<unknown>): void { w.flush() }
+
+/** One `commit` span per traced request of the statement (its last event closes the group). */
+function traceCommits (batch: readonly PendingEvent<unknown>[], t0: number, t1: number, err: Error | null): void {
+  let inGroup = 0
+  for (const ev of batch) {
+    inGroup++
+    if (!ev.groupEnd) continue
+    if (ev.trace !== null) ev.trace.commit(t0, t1, batch.length, inGroup, err)
+    inGroup = 0
+  }
+}
 
 function groupCount (batch: readonly PendingEvent<unknown>[]): number {
   let n = 0

@@ -8,6 +8,10 @@
  * Dedup is atomic in PostgreSQL: the (organization_id, dedup_id) primary key of dedup_keys decides
  * between concurrent batches; an expired record is taken over in place. Duplicates inside one batch
  * never reach SQL (the batcher resolves them first: `on conflict` cannot touch a row twice).
+ *
+ * Each event's traceparent (docs/tracing.md) is a sixth `unnest` array only while tracing is on; with
+ * tracing off the input is the five arrays and a constant NULL column, so a node has one statement
+ * text for its whole run and sends nothing more when off (bench/micro/tracing-off.bench.ts).
  */
 import type { Sql } from '../client.ts'
 
@@ -18,6 +22,8 @@ export interface EventBatch {
   readonly payloads: string[]
   /** null where the event has no dedup_id. */
   readonly dedupIds: (string | null)[]
+  /** The ingest span's traceparent of each event (null where there is none), or null when tracing is off. */
+  readonly traceparents: (string | null)[] | null
 }
 
 export interface BatchResult {
@@ -37,12 +43,16 @@ export async function insertEvents (sql: Sql, b: EventBatch, createdAt: Date, de
   const expiresAt = new Date(createdAt.getTime() + dedupWindowSeconds * 1000)
   // One statement is one implicit transaction: atomic and durable when it returns (synchronous_commit
   // stays on), without the BEGIN and COMMIT round trips of an explicit transaction.
+  const input = b.traceparents === null
+    ? sql`select *, null::text as traceparent
+            from unnest(${b.organizationIds}::uuid[], ${b.ids}::uuid[], ${b.types}::text[], ${b.payloads}::text[], ${b.dedupIds}::text[])
+              as t(organization_id, id, type, payload, dedup_id)`
+    : sql`select *
+            from unnest(${b.organizationIds}::uuid[], ${b.ids}::uuid[], ${b.types}::text[], ${b.payloads}::text[], ${b.dedupIds}::text[],
+                        ${b.traceparents}::text[])
+              as t(organization_id, id, type, payload, dedup_id, traceparent)`
   const rows = await sql<{ id: string, due: boolean }[]>`
-    with input as (
-      select * from unnest(${b.organizationIds}::uuid[], ${b.ids}::uuid[], ${b.types}::text[],
-                           ${b.payloads}::text[], ${b.dedupIds}::text[])
-        as t(organization_id, id, type, payload, dedup_id)
-    ), claimed as (
+    with input as (${input}), claimed as (
       insert into dedup_keys (organization_id, dedup_id, event_id, expires_at)
       select organization_id, dedup_id, id, ${expiresAt}::timestamptz from input where dedup_id is not null
       on conflict (organization_id, dedup_id) do update
@@ -50,9 +60,9 @@ export async function insertEvents (sql: Sql, b: EventBatch, createdAt: Date, de
         where dedup_keys.expires_at <= ${createdAt}::timestamptz
       returning event_id
     ), stored as (
-      insert into events (organization_id, id, type, payload, dedup_id, status, created_at, updated_at)
+      insert into events (organization_id, id, type, payload, dedup_id, status, created_at, updated_at, traceparent)
       select i.organization_id, i.id, i.type, i.payload::json, i.dedup_id, 'pending',
-             ${createdAt}::timestamptz, ${createdAt}::timestamptz
+             ${createdAt}::timestamptz, ${createdAt}::timestamptz, i.traceparent
         from input i
        where i.dedup_id is null or i.id in (select event_id from claimed)
       returning organization_id, id, type

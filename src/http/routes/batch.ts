@@ -4,9 +4,12 @@
  * count (422 batch_too_large) → rate limit: N tokens, all or nothing (429) → per-item validation →
  * dedup (within the batch, then against the window) → one transaction with every created event and
  * its fan-out deliveries (the thread's writer, as one group: ingest/writer.ts) → 200 after commit.
- * An `atomic` batch with an invalid item is 422 batch_rejected and stores nothing. Listener threads.
+ * An `atomic` batch with an invalid item is 422 batch_rejected and stores nothing. With tracing on,
+ * the request is one server span, the parent of all its events' deliveries (docs/tracing.md).
+ * Listener threads.
  */
 import type { Ctx } from '../context.ts'
+import type { AuthEntry } from '../../auth/key-cache.ts'
 import type { Services } from '../services.ts'
 import { rateLimitError, setRateHeaders } from '../pipeline.ts'
 import { send, sendError } from '../reply.ts'
@@ -15,7 +18,8 @@ import { Decision } from '../../rate-limit/limiter.ts'
 import { parseBatch, validateItem, type BatchShape } from '../../ingest/validate-batch.ts'
 import { PendingEvent } from '../../ingest/writer.ts'
 import type { EventInput } from '../../ingest/validate.ts'
-import type { WriterOwner } from './events.ts'
+import { endRefused, type WriterOwner } from './events.ts'
+import { tracer, type IngestSpan } from '../../tracing/tracer.ts'
 
 const FULL = new ApiError('unavailable', 'Too many events waiting to be written; retry shortly', null, { retryAfter: 1 })
 
@@ -45,13 +49,16 @@ export class BatchRequest {
   readonly results: ItemResult[]
   outstanding: number
   failed: ApiError | null
+  /** The request's ingest span, or null (tracing off). */
+  readonly trace: IngestSpan | null
 
-  constructor (ctx: Ctx, n: number) {
+  constructor (ctx: Ctx, n: number, trace: IngestSpan | null) {
     this.ctx = ctx
     this.results = new Array<ItemResult>(n)
     for (let i = 0; i < n; i++) this.results[i] = new ItemResult()
     this.outstanding = 0
     this.failed = null
+    this.trace = trace
   }
 
   created (index: number, id: string, input: EventInput, createdAt: string): void {
@@ -81,6 +88,7 @@ export class BatchRequest {
     if (--this.outstanding > 0) return
     if (this.failed !== null) sendError(this.ctx, this.failed)
     else send(this.ctx, 200, serializeBatch(this.results, 'results'))
+    if (this.trace !== null) this.trace.end(this.ctx.aborted ? 0 : (this.failed === null ? 200 : this.failed.status), null)
   }
 }
 
@@ -133,19 +141,27 @@ export function serializeBatch (results: readonly ItemResult[], wrapper: 'result
 export function ingestBatch (ctx: Ctx, s: Services): void | Promise<void> {
   const auth = ctx.auth
   if (auth === null) throw new ApiError('unauthorized')
-  const batch = parseBatch(ctx.bodyText, Math.min(s.config.batchMaxEvents, auth.limit))
-  const d = s.limiter.organization(auth.orgNo, auth.limit, new Decision(), batch.items.length)
-  if (d instanceof Decision) { admitted(ctx, s, batch, d); return }
-  return d.then(got => { admitted(ctx, s, batch, got) })
+  const span = tracer.ingest('/api/events/batch', ctx.startedAt, ctx.traceparent, auth.organizationId)
+  if (span === null) return checked(ctx, s, auth, null)
+  let r: void | Promise<void>
+  try { r = checked(ctx, s, auth, span) } catch (err) { endRefused(span, err); throw err }
+  return r === undefined ? r : r.then(undefined, (err: unknown) => { endRefused(span, err); throw err })
 }
 
-function admitted (ctx: Ctx, s: Services, batch: BatchShape, d: Decision): void {
-  if (ctx.aborted) return
+function checked (ctx: Ctx, s: Services, auth: AuthEntry, span: IngestSpan | null): void | Promise<void> {
+  const batch = parseBatch(ctx.bodyText, Math.min(s.config.batchMaxEvents, auth.limit))
+  const d = s.limiter.organization(auth.orgNo, auth.limit, new Decision(), batch.items.length)
+  if (d instanceof Decision) { admitted(ctx, s, batch, d, span); return }
+  return d.then(got => { admitted(ctx, s, batch, got, span) })
+}
+
+function admitted (ctx: Ctx, s: Services, batch: BatchShape, d: Decision, span: IngestSpan | null): void {
+  if (ctx.aborted) { if (span !== null) span.end(0, null); return }
   const auth = ctx.auth!
   setRateHeaders(ctx, d)
   if (!d.allowed) throw rateLimitError(d)
   const n = batch.items.length
-  const req = new BatchRequest(ctx, n)
+  const req = new BatchRequest(ctx, n, span)
   const events: PendingEvent<WriterOwner>[] = []
   let invalid = false
   for (let i = 0; i < n; i++) {
@@ -156,14 +172,19 @@ function admitted (ctx: Ctx, s: Services, batch: BatchShape, d: Decision): void 
       r.status = 'invalid'
       r.error = v
     } else {
-      events.push(new PendingEvent<WriterOwner>(auth.organizationId, v, req, i))
+      events.push(new PendingEvent<WriterOwner>(auth.organizationId, v, req, i, span))
     }
   }
   if (invalid && batch.atomic) {
     send(ctx, 422, serializeBatch(req.results, 'rejected'))
+    if (span !== null) span.end(422, null)
     return
   }
-  if (events.length === 0) { send(ctx, 200, serializeBatch(req.results, 'results')); return }
+  if (events.length === 0) {
+    send(ctx, 200, serializeBatch(req.results, 'results'))
+    if (span !== null) span.end(200, null)
+    return
+  }
   req.outstanding = events.length
   if (!s.writer.submitGroup(events)) throw FULL
 }
