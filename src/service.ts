@@ -75,7 +75,11 @@ export async function startService (config: Config, log: Logger): Promise<Runnin
   const handshake = listeners.handshake
   const changes = new OrgChangeWatch(sql, log, {
     evict: organizationId => { handshake.evict(organizationId) },
-    dropAll: hold => { handshake.dropAll(hold) },
+    dropAll: hold => {
+      handshake.dropAll(hold)
+      // Caches released again: every key is about to be verified anew, so have a hashing thread ready.
+      if (!hold) argon2.warm()
+    },
   })
   changes.start()
   // Delivery threads boot while the migrations run too, and start claiming once they are applied.

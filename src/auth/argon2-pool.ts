@@ -61,6 +61,18 @@ export class Argon2Pool {
     return p.then(v => v === true)
   }
 
+  /**
+   * Starts a pool thread now (it stays for the idle timeout) when a burst of verifications is coming:
+   * after the listeners' key caches were dropped and released again (a database outage, a lost
+   * notification connection), every key is verified anew, and a cold thread start under load took
+   * seconds (test/faults/postgres-stopped.test.ts). Failures are ignored: the next real task starts one.
+   */
+  warm (): void {
+    const task: Argon2Task = { op: 'warm', input: '', hash: '' }
+    // Observed here: a warm-up that fails changes nothing (the next verification starts a thread).
+    this.#pool.run(task).then(undefined, () => {})
+  }
+
   /** Tasks waiting for a pool thread (a /metrics gauge). */
   get queueSize (): number { return this.#pool.queueSize }
 

@@ -232,18 +232,14 @@ export async function updateEndpoint (sql: Sql, orgId: string, id: string, p: En
  * rows by next_attempt_at, so each gets now() less one microsecond per younger held delivery.
  */
 async function unholdDeliveries (tx: TransactionSql, orgId: string, endpointId: string): Promise<void> {
-  // MATERIALIZED: computed once. As a plain subquery the planner, misled by statistics older than the
-  // held backlog, could run it once per held delivery (2,500 held took 4.5 s; materialized, 48 ms).
+  // Due at once, and oldest first: the due time is the event's own creation time (in the past), so the
+  // claims, which take the oldest due first, drain the backlog in event order. One pass over the
+  // endpoint's open deliveries (deliveries_open), no join: a join on the held set, planned with
+  // statistics older than the backlog, ran quadratically (4.5 s for 2,500 held).
   await tx`
-    with t as materialized (
-      select event_id, count(*) over () - row_number() over (order by created_at, event_id) as younger
-        from deliveries
-       where organization_id = ${orgId} and endpoint_id = ${endpointId}
-         and status in ('pending', 'failed') and next_attempt_at is null
-    )
-    update deliveries d set next_attempt_at = now() - t.younger * interval '1 microsecond', rate_reserved = false
-      from t
-     where d.organization_id = ${orgId} and d.endpoint_id = ${endpointId} and d.event_id = t.event_id`
+    update deliveries set next_attempt_at = least(created_at, now()), rate_reserved = false
+     where organization_id = ${orgId} and endpoint_id = ${endpointId}
+       and status in ('pending', 'failed') and next_attempt_at is null`
   await tx`select pg_notify(${DELIVERY_CHANNEL}, '')`
 }
 

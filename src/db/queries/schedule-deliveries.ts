@@ -2,8 +2,9 @@
  * Scheduling deliveries outside the attempt loop: redelivery of one event, replay of many (by status,
  * or the `missed` events of an endpoint), and the delivery thread's safety sweeps.
  *
- * Scheduling means a delivery with `next_attempt_at = now()` (or NULL, held, when its endpoint is
- * paused); the delivery threads find the work by claiming (claim-deliveries.ts). A fresh series resets
+ * Scheduling means a delivery due now (or NULL, held, when its endpoint is paused); replays and
+ * released backlogs are due at their event's creation time, so claims — oldest due first — deliver
+ * them in event order; the delivery threads find the work by claiming (claim-deliveries.ts). A fresh series resets
  * `series_attempt` and names its `trigger` ('redeliver' | 'replay'); `attempts` keeps counting. Every
  * function that scheduled something notifies DELIVERY_CHANNEL, so every node's delivery threads wake at
  * once instead of at their next poll, and refreshes the events' summaries (triggers_refresh_events).
@@ -140,7 +141,7 @@ export async function replayDeliveries (sql: Sql, q: ReplayQuery): Promise<numbe
       )
       update deliveries d
          set status = 'pending', series_attempt = 0, trigger = 'replay', rate_reserved = false,
-             next_attempt_at = case when t.endpoint_status = 'active' then now() end, updated_at = now()
+             next_attempt_at = case when t.endpoint_status = 'active' then least(d.created_at, now()) end, updated_at = now()
         from t
        where d.organization_id = t.organization_id and d.event_id = t.event_id and d.endpoint_id = t.endpoint_id
       returning d.event_id`
@@ -158,7 +159,7 @@ export async function replayMissed (sql: Sql, orgId: string, endpointId: string,
   return await sql.begin(async tx => {
     const rows = await tx<{ event_id: string }[]>`
       insert into deliveries (organization_id, event_id, endpoint_id, trigger, next_attempt_at, created_at, updated_at)
-      select e.organization_id, e.id, ep.id, 'replay', case when ep.status = 'active' then now() end, e.created_at, now()
+      select e.organization_id, e.id, ep.id, 'replay', case when ep.status = 'active' then least(e.created_at, now()) end, e.created_at, now()
         from endpoints ep
         join events e on e.organization_id = ep.organization_id
        where ep.organization_id = ${orgId} and ep.id = ${endpointId} and ep.status <> 'disabled'
@@ -204,7 +205,7 @@ export async function sweepEndpoints (sql: Sql, windowMs: number): Promise<numbe
       on conflict do nothing
       returning 1
     ), unheld as (
-      update deliveries d set next_attempt_at = now(), rate_reserved = false
+      update deliveries d set next_attempt_at = least(d.created_at, now()), rate_reserved = false
         from (select d2.organization_id, d2.event_id, d2.endpoint_id
                 from recent r
                 join deliveries d2 on d2.organization_id = r.organization_id and d2.endpoint_id = r.id
