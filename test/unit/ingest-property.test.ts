@@ -14,6 +14,7 @@ import { ApiError } from '../../src/errors.ts'
 import { decodeUtf8, MAX_DEPTH, parseJsonText } from '../../src/http/json.ts'
 import { MAX_PAYLOAD_BYTES, validateEvent } from '../../src/ingest/validate.ts'
 import { compact, rawMember } from '../../src/ingest/raw-payload.ts'
+import { parseBatch, validateItem } from '../../src/ingest/validate-batch.ts'
 
 /** The whole path of a POST /api/events body, as the route runs it. */
 function ingestBody (bytes: Buffer): ReturnType<typeof validateEvent> {
@@ -176,9 +177,71 @@ describe('validateEvent (src/ingest/validate.ts) with json.ts and raw-payload.ts
 })
 
 // ── Batch validation (src/ingest/validate-batch.ts) ───────────────────────────────────────────────
-//
-// The place for the properties of POST /api/events/batch once its validator exists. Suggested, using
-// the arbitraries above: any bytes give a result or an ApiError with a request-error code; every item
-// that validateEvent accepts alone is accepted in a batch and stored as the same text (rawElements
-// gives each item's own text); the per-item results keep the order of the request; the body cap of
-// the batch route (BATCH_MAX_BODY_BYTES) and the item count limit hold exactly at their edges.
+
+/** The batch route's path after the body cap: decode, shape and count, then each item on its own. */
+function batchBody (bytes: Buffer, maxEvents: number): { shape: ReturnType<typeof parseBatch>, items: (ReturnType<typeof validateItem>)[] } {
+  const text = decodeUtf8(bytes)
+  const shape = parseBatch(text, maxEvents)
+  return { shape, items: shape.items.map((item, i) => validateItem(item, shape.texts[i]!)) }
+}
+
+const BATCH_ERRORS = new Set(['invalid_json', 'invalid_batch', 'batch_too_large'])
+
+describe('batch validation (src/ingest/validate-batch.ts)', () => {
+  test('any bytes: a batch of per-item results, or an ApiError with a batch request-error code', () => {
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 512 }), bytes => {
+      try {
+        const { items } = batchBody(Buffer.from(bytes), 500)
+        for (const r of items) if (r instanceof ApiError) assert.ok(REQUEST_ERRORS.has(r.code), r.code)
+      } catch (err) {
+        assert.ok(err instanceof ApiError && BATCH_ERRORS.has(err.code), String(err))
+      }
+    }), { numRuns: 1000 })
+  })
+
+  test('an item is judged exactly as POST /api/events judges the same body, and stored as the same text', () => {
+    const item = fc.oneof(
+      fc.record({ type: eventType, payload: storableObject }),
+      fc.record({ type: eventType, data: storableObject, dedup_id: fc.string({ minLength: 1, maxLength: 20 }) }),
+      fc.record({ type: fc.oneof(eventType, fc.constant(''), fc.integer()), payload: fc.oneof(storableObject, fc.constant(null), fc.integer()) }, { requiredKeys: [] }),
+      fc.jsonValue({ maxDepth: 2 }),
+    )
+    fc.assert(fc.property(fc.array(fc.tuple(item, whitespace), { minLength: 1, maxLength: 12 }), whitespace, (entries, ws) => {
+      const texts = entries.map(([v, w]) => spaced(v, w))
+      const body = `{${ws[0] ?? ''}"events"${ws[1] ?? ''}:${ws[2] ?? ''}[${texts.join(`${ws[3] ?? ''},${ws[4] ?? ''}`)}]}`
+      const { shape, items } = batchBody(Buffer.from(body), 500)
+      assert.equal(items.length, entries.length, 'one result per item, in order')
+      assert.deepEqual([...shape.texts], texts, 'each item keeps its own text')
+      entries.forEach(([v], i) => {
+        const alone = v !== null && typeof v === 'object' && !Array.isArray(v)
+          ? (() => { try { return ingestBody(Buffer.from(texts[i]!)) } catch (err) { return err } })()
+          : new ApiError('invalid_event')
+        const got = items[i]!
+        if (alone instanceof ApiError) {
+          assert.ok(got instanceof ApiError, `item ${i} accepted in a batch but refused alone`)
+          assert.equal(got.code, alone.code)
+        } else {
+          assert.ok(!(got instanceof ApiError), `item ${i} refused in a batch (${(got as ApiError).code}) but accepted alone`)
+          assert.deepEqual(got, alone, 'the same type, dedup_id and stored payload text')
+        }
+      })
+    }), { numRuns: 300 })
+  })
+
+  test('the count limit holds exactly at its edge; an empty or missing events list is invalid_batch', () => {
+    fc.assert(fc.property(fc.integer({ min: 1, max: 60 }), fc.integer({ min: 1, max: 60 }), (n, max) => {
+      const body = Buffer.from(JSON.stringify({ events: Array.from({ length: n }, (_, i) => ({ type: 't', payload: { i } })) }))
+      try {
+        const { items } = batchBody(body, max)
+        assert.ok(n <= max, `${n} items passed a limit of ${max}`)
+        assert.equal(items.length, n)
+      } catch (err) {
+        assert.ok(err instanceof ApiError && err.code === 'batch_too_large' && n > max, String(err))
+        assert.equal(err.context?.max_events, max)
+      }
+    }), { numRuns: 300 })
+    for (const body of ['{}', '{"events":[]}', '{"events":{}}', '{"events":null}', '{"events":[{}],"atomic":1}']) {
+      assert.throws(() => batchBody(Buffer.from(body), 10), (e: unknown) => e instanceof ApiError && e.code === 'invalid_batch', body)
+    }
+  })
+})
