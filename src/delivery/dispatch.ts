@@ -65,6 +65,21 @@ export class Target {
   }
 }
 
+/** The request headers of an attempt signed at `nowS` (unix seconds), as an undici flat list. */
+export function requestHeaders (d: ClaimedDelivery, nowS: number, body: string): string[] {
+  return [
+    'content-type', 'application/json',
+    'user-agent', USER_AGENT,
+    'x-event-id', d.eventId,
+    'x-event-type', HEADER_SAFE.test(d.type) ? d.type : encodeURIComponent(d.type),
+    'x-delivery-attempt', String(d.attempts),
+    'x-endpoint-id', d.endpointId,
+    'webhook-id', d.eventId,
+    'webhook-timestamp', String(nowS),
+    'webhook-signature', signatureHeader(d.secrets, d.eventId, nowS, body),
+  ]
+}
+
 /** Receives every finished attempt (the scheduler), with the attempt's span to end (null: tracing off). */
 export interface Settler {
   settled (d: ClaimedDelivery, r: AttemptResult, span: AttemptSpan | null): void
@@ -249,19 +264,7 @@ export class Dispatcher {
       return
     }
     const body = deliveryBody(d)
-    const nowS = Math.floor(startedAt / 1000)
-    const ts = String(nowS)
-    const headers = [
-      'content-type', 'application/json',
-      'user-agent', USER_AGENT,
-      'x-event-id', d.eventId,
-      'x-event-type', HEADER_SAFE.test(d.type) ? d.type : encodeURIComponent(d.type),
-      'x-delivery-attempt', String(d.attempts),
-      'x-endpoint-id', d.endpointId,
-      'webhook-id', d.eventId,
-      'webhook-timestamp', ts,
-      'webhook-signature', signatureHeader(d.secrets, d.eventId, nowS, body),
-    ]
+    const headers = requestHeaders(d, Math.floor(startedAt / 1000), body)
     const span = this.#traced ? this.#tracer.attempt(d, startedAt) : null
     if (span !== null) headers.push('traceparent', span.traceparent)
     const flight = new Flight(d, this, startedAt, startedAt + this.#timeoutMs, span)

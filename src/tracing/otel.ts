@@ -32,10 +32,12 @@ import type { AttemptSpan, IngestSpan, Tracer } from './tracer.ts'
 const DIAG_EVERY_MS = 30_000
 const URL_CACHE_MAX = 10_000
 
-/** performance.now() ms of this thread → ms since the epoch (what span start and end times take). */
-function epochMs (perfMs: number): number {
-  return performance.timeOrigin + perfMs
-}
+/*
+ * Times: ingest and commit spans take performance.now() values for both their start and their end
+ * (the SDK turns a number below performance.now() into wall time with one offset per span, so
+ * durations are exact and monotonic); attempt spans start at the attempt's Date.now() and end at the
+ * SDK's Date.now().
+ */
 
 function traceparentOf (span: Span): string {
   const c = span.spanContext()
@@ -65,7 +67,7 @@ class OtelIngestSpan implements IngestSpan {
     if (!this.#span.isRecording()) return // not sampled: its children would not be either
     const s = this.#tracer.startSpan('commit', {
       kind: SpanKind.CLIENT,
-      startTime: epochMs(startedAt),
+      startTime: startedAt,
       attributes: {
         [ATTR_DB_SYSTEM_NAME]: DB_SYSTEM_NAME_VALUE_POSTGRESQL,
         [ATTR_DB_OPERATION_NAME]: 'INSERT',
@@ -78,7 +80,7 @@ class OtelIngestSpan implements IngestSpan {
       s.setStatus({ code: SpanStatusCode.ERROR, message: error.message })
       s.setAttribute(ATTR_ERROR_TYPE, 'code' in error && typeof error.code === 'string' ? error.code : error.name)
     }
-    s.end(epochMs(endedAt))
+    s.end(endedAt)
   }
 
   end (status: number, eventId: string | null): void {
@@ -92,7 +94,7 @@ class OtelIngestSpan implements IngestSpan {
         s.setAttribute(ATTR_ERROR_TYPE, status === 0 ? 'aborted' : String(status))
       }
     }
-    s.end()
+    s.end(performance.now())
   }
 }
 
@@ -156,7 +158,7 @@ class OtelTracerImpl implements Tracer {
   ingest (route: string, arrivedAt: number, traceparent: string, organizationId: string): IngestSpan {
     const span = this.#tracer.startSpan('POST ' + route, {
       kind: SpanKind.SERVER,
-      startTime: epochMs(arrivedAt),
+      startTime: arrivedAt,
       attributes: {
         [ATTR_HTTP_REQUEST_METHOD]: 'POST',
         [ATTR_HTTP_ROUTE]: route,
