@@ -21,7 +21,8 @@
 
 ARG NODE_IMAGE=node:24-trixie-slim
 
-# ---- build: install everything from the lockfile, compile src/ to dist/, drop dev dependencies ----
+# ---- build: install everything from the lockfile, type-check src/ and bundle each thread's entry into
+# dist/ (scripts/build.js: tsc, then esbuild), drop dev dependencies ----
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 # postinstall (scripts/patch-postgres.js) repairs a postgres.js 3.4.9 defect; it must be present for npm ci.
@@ -29,11 +30,12 @@ COPY package.json package-lock.json ./
 COPY scripts/patch-postgres.js ./scripts/patch-postgres.js
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
+COPY scripts/build.js ./scripts/build.js
 COPY src ./src
 RUN npm run build \
  && npm prune --omit=dev --no-audit --no-fund
 
-# ---- runtime: compiled JavaScript, production node_modules, migrations; no compiler, no src/ ----
+# ---- runtime: the bundles, production node_modules, migrations; no compiler, no src/ ----
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
@@ -44,6 +46,7 @@ ENV NODE_ENV=production \
 # /app/.data), which needs a writable DATA_DIR (a volume owned by uid 1000). That is for trying the
 # image out, not for production images: the files are owned by root and read-only for the service.
 WORKDIR /app
+# package.json also marks the project root, from which the bundles find sql/ and generated/.
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist

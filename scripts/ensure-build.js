@@ -1,6 +1,7 @@
-// Builds dist/ with tsc when it is missing or older than any file in src/ (npm start runs compiled
+// Builds dist/ (scripts/build.js: type check, then one bundle per thread entry) when it is missing or
+// older than any file in src/, tsconfig.build.json or the build script itself (npm start runs compiled
 // JavaScript; no TypeScript is compiled at start-up once the build is fresh).
-import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, statSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import path from 'node:path'
@@ -18,15 +19,13 @@ function newest (dir) {
 }
 
 export function ensureBuild () {
-  const sources = Math.max(newest(path.join(root, 'src')), statSync(path.join(root, 'tsconfig.build.json')).mtimeMs)
+  const sources = Math.max(newest(path.join(root, 'src')), ...['tsconfig.build.json', 'scripts/build.js'].map(f => statSync(path.join(root, f)).mtimeMs))
   if (existsSync(stamp) && statSync(stamp).mtimeMs >= sources) return
-  const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc')
-  if (!existsSync(tsc)) {
-    process.stderr.write('triggers-api: dist/ is missing or stale and TypeScript is not installed; run `npm install` (or `npm run build`)\n')
+  if (!existsSync(path.join(root, 'node_modules', 'typescript')) || !existsSync(path.join(root, 'node_modules', 'esbuild'))) {
+    process.stderr.write('triggers-api: dist/ is missing or stale and the build tools are not installed; run `npm install` (or `npm run build`)\n')
     process.exit(1)
   }
   process.stderr.write('triggers-api: building dist/ (sources changed)\n')
-  const r = spawnSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit', cwd: root })
+  const r = spawnSync(process.execPath, [path.join(root, 'scripts', 'build.js')], { stdio: 'inherit', cwd: root })
   if (r.status !== 0) process.exit(r.status ?? 1)
-  writeFileSync(stamp, new Date().toISOString() + '\n')
 }

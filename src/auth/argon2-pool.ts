@@ -8,9 +8,7 @@ import { Piscina } from 'piscina'
 import { LRUCache } from 'lru-cache'
 import { fileURLToPath } from 'node:url'
 import type { Argon2Task } from './argon2-worker.ts'
-import { workerEntry } from '../threads/spawn.ts'
-
-const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js'
+import { workerEntry, workerUrl } from '../threads/spawn.ts'
 
 export class Argon2Pool {
   readonly #pool: Piscina
@@ -18,7 +16,7 @@ export class Argon2Pool {
   readonly #failed = new LRUCache<string, true>({ max: 10_000, ttl: 10 * 60_000 })
 
   constructor (threads: number) {
-    const entry = workerEntry(new URL('./argon2-worker' + ext, import.meta.url))
+    const entry = workerEntry(workerUrl('auth/argon2-worker'))
     this.#pool = new Piscina({
       filename: fileURLToPath(entry.file),
       argv: entry.argv,

@@ -5,13 +5,13 @@
  * (SQLSTATE 23505) instead of applying the file twice. Runs on the primary thread (or the CLI).
  */
 import { readdir, readFile } from 'node:fs/promises'
-import { fileURLToPath } from 'node:url'
 import path from 'node:path'
+import { projectPath } from '../lib/project-root.ts'
 import type { Sql } from './client.ts'
 import { isUniqueViolation } from './errors.ts'
 import { applyMigration, appliedMigrations, lockMigrations } from './queries/apply-migrations.ts'
 
-const MIGRATIONS_DIR = fileURLToPath(new URL('../../sql/', import.meta.url))
+const MIGRATIONS_DIR = projectPath('sql')
 // Any constant works; it only has to be the same on every node ('trig' in ASCII).
 const LOCK_KEY = 0x74726967
 

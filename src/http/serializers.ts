@@ -2,15 +2,16 @@
  * The response serializers, compiled ahead of time (generated/serializers.cjs, from http/schemas.ts
  * SERIALIZERS by scripts/gen-serializers.ts). Loading them costs ~3 ms instead of ~60 ms of
  * fast-json-stringify import and compilation per listener thread. The generated module sits outside
- * src/ (like sql/) so that src/http and dist/http reach it by the same relative path.
+ * src/ (like sql/), at the project root, for src/ and dist/ alike.
  */
 import { createRequire } from 'node:module'
 import { SERIALIZERS, type SerializerName } from './schemas.ts'
+import { projectPath } from '../lib/project-root.ts'
 
 type Serializer = (doc: unknown) => string
 
 function load (): Record<SerializerName, Serializer> {
-  const mod: unknown = createRequire(import.meta.url)('../../generated/serializers.cjs')
+  const mod: unknown = createRequire(import.meta.url)(projectPath('generated', 'serializers.cjs'))
   if (mod === null || typeof mod !== 'object') throw new Error('generated/serializers.cjs did not load')
   const out: Partial<Record<SerializerName, Serializer>> = {}
   for (const name of Object.keys(SERIALIZERS) as SerializerName[]) {

@@ -9,27 +9,27 @@
  * themselves (stop accepting, drain, close) and `stop` waits for them instead of terminating them
  * (`terminate: false`). Primary thread only.
  *
- * Worker files are .ts under tsx (tests, development) and .js when compiled (npm start); the extension
- * follows this module's own.
+ * Worker files are src/…/x.ts under tsx (tests, development) and the bundles dist/…/x.js when built
+ * (npm start); lib/project-root.ts finds them.
  */
 import { Worker } from 'node:worker_threads'
+import { pathToFileURL } from 'node:url'
 import type { Logger } from '../log.ts'
 import type { WorkerInit } from './protocol.ts'
-
-const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js'
+import { entryUrl, FROM_SOURCE, projectPath } from '../lib/project-root.ts'
 
 export function workerUrl (relativeToSrc: string): URL {
-  return new URL(`../${relativeToSrc}${ext}`, import.meta.url)
+  return entryUrl(relativeToSrc)
 }
 
-const bootstrap = new URL('./ts-bootstrap.mjs', import.meta.url)
+const bootstrap = pathToFileURL(projectPath('src', 'threads', 'ts-bootstrap.mjs'))
 
 /**
  * How to start a worker module: compiled .js starts directly; under tsx (.ts), Node 20 workers do not
  * inherit the loader, so they start in ts-bootstrap.mjs with the real entry as the last argv.
  */
 export function workerEntry (file: URL): { file: URL, argv: string[] } {
-  return ext === '.ts' ? { file: bootstrap, argv: [file.href] } : { file, argv: [] }
+  return FROM_SOURCE ? { file: bootstrap, argv: [file.href] } : { file, argv: [] }
 }
 
 export interface SupervisedOptions {
