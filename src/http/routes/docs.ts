@@ -1,6 +1,9 @@
 /**
- * GET /openapi.json, GET /docs and GET /docs/assets/redoc.standalone.js, all built once per thread
- * and sent from memory. No auth, no rate limit. Listener threads only.
+ * GET /openapi.json, GET /docs and GET /docs/assets/redoc.standalone.js, each built once per thread on
+ * its first request and sent from memory after that. Nothing of it is loaded at thread start: the
+ * OpenAPI builder (http/openapi.ts, its examples) is imported on the first request for the document or
+ * the page, and the 1.1 MB bundle is read on the first request for the page or the script — a
+ * listener that never serves them keeps neither in memory. No auth, no rate limit. Listener threads only.
  *
  * /docs is Redoc (the `redoc` package's standalone bundle, 2.5.4: one 1.1 MB script, no web fonts,
  * no telemetry) rendering /openapi.json in the browser. Offline by construction:
@@ -18,7 +21,6 @@ import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import type { Ctx } from '../context.ts'
 import { sendDocument } from '../reply.ts'
-import { buildOpenApi } from '../openapi.ts'
 import { VERSION } from '../../version.ts'
 
 export const REDOC_ASSET = '/docs/assets/redoc.standalone.js'
@@ -26,7 +28,7 @@ const REDOCLY_LOGO = Buffer.from('https://cdn.redoc.ly/redoc/logo-mini.svg')
 /**
  * Written over the logo URL in place, padded with spaces to the same length (a URL's surrounding
  * spaces are ignored): the bundle is neither decoded nor copied, which keeps this to a few
- * milliseconds of each listener's start.
+ * milliseconds of the first request that needs it.
  */
 const NO_LOGO = Buffer.from('data:,'.padEnd(REDOCLY_LOGO.length, ' '))
 
@@ -63,15 +65,44 @@ export function renderDocsPage (title: string, version: string, assetHash: strin
     `<script src="${REDOC_ASSET}?v=${assetHash}"></script></body></html>`
 }
 
-const doc = buildOpenApi(VERSION)
-const json = JSON.stringify(doc)
-const bundle = loadRedocBundle()
-const bundleHash = createHash('sha256').update(bundle).digest('hex').slice(0, 16)
-const info = doc.info as { title: string, version: string }
-const html = renderDocsPage(info.title, info.version, bundleHash)
+interface Spec { readonly json: string, readonly title: string, readonly version: string }
+interface Asset { readonly bundle: Buffer, readonly hash: string }
 
-export function openapi (ctx: Ctx): void { sendDocument(ctx, 'application/json', json) }
-export function docs (ctx: Ctx): void { sendDocument(ctx, 'text/html; charset=utf-8', html) }
+let spec: Promise<Spec> | null = null
+let asset: Asset | null = null
+let html: string | null = null
+
+/** The OpenAPI document as JSON, built on first use (a failed build is tried again next time). */
+function loadSpec (): Promise<Spec> {
+  spec ??= import('../openapi.ts').then(({ buildOpenApi }) => {
+    const doc = buildOpenApi(VERSION)
+    const info = doc.info as { title: string, version: string }
+    return { json: JSON.stringify(doc), title: info.title, version: info.version }
+  }, (err: unknown) => { spec = null; throw err })
+  return spec
+}
+
+function loadAsset (): Asset {
+  if (asset === null) {
+    const bundle = loadRedocBundle()
+    asset = { bundle, hash: createHash('sha256').update(bundle).digest('hex').slice(0, 16) }
+  }
+  return asset
+}
+
+export async function openapi (ctx: Ctx): Promise<void> {
+  const s = await loadSpec()
+  sendDocument(ctx, 'application/json', s.json)
+}
+
+export async function docs (ctx: Ctx): Promise<void> {
+  if (html === null) {
+    const s = await loadSpec()
+    html = renderDocsPage(s.title, s.version, loadAsset().hash)
+  }
+  sendDocument(ctx, 'text/html; charset=utf-8', html)
+}
+
 export function docsAsset (ctx: Ctx): void {
-  sendDocument(ctx, 'text/javascript; charset=utf-8', bundle, 'public, max-age=31536000, immutable')
+  sendDocument(ctx, 'text/javascript; charset=utf-8', loadAsset().bundle, 'public, max-age=31536000, immutable')
 }
