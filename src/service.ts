@@ -8,9 +8,9 @@
  * LISTEN/NOTIFY, with rotation-watch.ts polling as a fallback), and retention and /metrics
  * (scheduled-jobs.ts).
  *
- * Start-up order: database → migrate (while the listeners boot and the change watch LISTENs) → Argon2
- * pool → listeners accept (the first learns the port when PORT=0) → delivery thread → rotation poll →
- * scheduled jobs.
+ * Start-up order: database → migrate (while the listeners, the delivery threads and the Argon2 thread
+ * boot, the change watch LISTENs and prom-client loads) → listeners accept (the first learns the port
+ * when PORT=0) → delivery threads claim → rotation poll → scheduled jobs.
  * Shutdown order: listeners drain (stop accepting, answer, flush the writer) → delivery stops (in-flight
  * attempts finish or release their leases) → Argon2 pool → database client → embedded PostgreSQL.
  */
@@ -29,7 +29,7 @@ import type { PrimaryToDelivery } from './threads/protocol.ts'
 import { RotationWatch } from './primary/rotation-watch.ts'
 import { OrgChangeWatch } from './primary/org-change-watch.ts'
 import { notifyOrganizationChanged } from './db/queries/notify-organization-changes.ts'
-import { startScheduledJobs } from './primary/scheduled-jobs.ts'
+import { preloadMetrics, startScheduledJobs } from './primary/scheduled-jobs.ts'
 
 export interface RunningService {
   readonly port: number
@@ -62,6 +62,8 @@ export async function startService (config: Config, log: Logger): Promise<Runnin
   }, (err: unknown) => err instanceof Error ? err : new Error(String(err)))
 
   const argon2 = new Argon2Pool(config.argon2Threads)
+  // The hashing thread boots with the others, so the node's first key verification does not wait for it.
+  argon2.warm()
   // uWS sets SO_REUSEPORT only for an explicit port, so PORT=0 is turned into a concrete free port.
   const port = config.port === 0 ? await freePort(config.host === '0.0.0.0' ? '0.0.0.0' : config.host) : config.port
   const init = new ThreadInit(config, databaseUrl, port)
@@ -86,6 +88,9 @@ export async function startService (config: Config, log: Logger): Promise<Runnin
   if (config.deliveryEnabled) deliveries = startDeliveryThreads(config, log, init)
   // `migrated` never rejects (it resolves to the error): the second handler is never called.
   migrated.then(failed => { if (failed === null) for (const d of deliveries) d.post({ v: 1, type: 'start' } satisfies PrimaryToDelivery) }, () => {})
+  // prom-client loads while the node boots: loaded after the listeners accept, it held up the primary
+  // (and the first key verification it relays) for ~20-60 ms.
+  preloadMetrics(config)
   try {
     await listeners.start(migrated)
   } catch (err) {

@@ -49,6 +49,8 @@ setServerErrorHook((ctx, err) => {
 
 const post = (m: ListenerToPrimary): void => { port.postMessage(m) }
 const sql = createDb({ url: init.databaseUrl, max: config.dbPoolSize, applicationName: `triggers-http-${init.threadIndex}` })
+// One connection opens while the primary applies the migrations, so the first request does not wait for it.
+sql`select 1`.then(undefined, () => {})
 const argon2 = new Argon2Client(port)
 const cache = new KeyCache(config.authCacheMax, config.authCacheTtlMs)
 const auth = new Authenticator(sql, argon2, cache, metrics)

@@ -1,8 +1,9 @@
 /**
  * The primary's scheduled and background jobs once the node serves: the retention purge (once a
  * minute, retention.ts) and the Prometheus endpoint on METRICS_PORT (metrics/server.ts), which sums
- * every thread's metric slots at scrape time. prom-client is loaded only here, after the listeners
- * accept (≈20 ms off the cold start). Primary thread only.
+ * every thread's metric slots at scrape time. prom-client is loaded by `preloadMetrics` while the node
+ * boots (the primary mostly waits then), not once it serves: loading it blocks the primary's event
+ * loop, which relays the first key verifications. Primary thread only.
  */
 import type { Config } from '../config/load.ts'
 import type { Logger } from '../log.ts'
@@ -27,6 +28,14 @@ export interface ScheduledJobs {
   stop (): Promise<void>
 }
 
+type RegistryModule = typeof import('../metrics/registry.ts')
+let registryModule: Promise<RegistryModule> | null = null
+
+/** Starts loading the /metrics registry (prom-client) now; startScheduledJobs waits for it. */
+export function preloadMetrics (config: Config): void {
+  if (config.metricsPort !== 0) registryModule ??= import('../metrics/registry.ts')
+}
+
 export async function startScheduledJobs (o: ScheduledJobsOptions): Promise<ScheduledJobs> {
   const { config, log, sql } = o
   const retention = new RetentionJob(sql, log, config.retentionDays,
@@ -34,7 +43,7 @@ export async function startScheduledJobs (o: ScheduledJobsOptions): Promise<Sche
   retention.start()
   if (config.metricsPort === 0) return { metricsPort: 0, stop: async () => { await retention.stop() } }
 
-  const { buildRegistry } = await import('../metrics/registry.ts')
+  const { buildRegistry } = await (registryModule ??= import('../metrics/registry.ts'))
   const registry = buildRegistry({
     sources: o.sources,
     argon2Queue: o.argon2Queue,
