@@ -66,7 +66,7 @@ export const ENV = {
   writerMaxQueue: { name: 'WRITER_MAX_QUEUE', type: int(1, 1_000_000), default: '8192', doc: 'events waiting per listener thread before new ones get 503' },
   authCacheMax: { name: 'AUTH_CACHE_MAX', type: int(1, 10_000_000), default: '10000', doc: 'verified keys kept per listener thread' },
   authCacheTtlMs: { name: 'AUTH_CACHE_TTL_MS', type: MS, default: '300000', doc: 'how long a verified key is trusted without re-checking' },
-  threadYoungGenerationMb: { name: 'THREAD_YOUNG_GENERATION_MB', type: int(0, 1024), default: '8', doc: "V8 young generation cap of each worker thread in MB (0: V8's default); trades a little GC time for resident memory" },
+  threadYoungGenerationMb: { name: 'THREAD_YOUNG_GENERATION_MB', type: int(0, 1024), default: '6', doc: "V8 young generation cap of each worker thread in MB (0: V8's default); trades a little GC time for resident memory" },
   argon2Threads: { name: 'ARGON2_THREADS', type: int(1, 64), default: '1', doc: 'worker threads hashing API keys' },
   // OpenTelemetry traces (docs/tracing.md): the standard OTEL_* names, read here like every other variable.
   otelSdkDisabled: { name: 'OTEL_SDK_DISABLED', type: { kind: 'bool' }, default: 'false', doc: 'true turns tracing off whatever the other OTEL_* variables say' },
