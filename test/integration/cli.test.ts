@@ -82,13 +82,20 @@ describe('triggers-api CLI', () => {
     assert.deepEqual(lines(first.stdout), [`applied migrations ${versions.join(', ')}`])
     assert.equal(first.stderr, '')
 
+    // The service's tables, without the attempt log's daily partitions (made a week ahead).
     const tables = await sql<{ table_name: string }[]>`
-      select table_name from information_schema.tables where table_schema = 'public' order by table_name`
-    assert.deepEqual(tables.map(t => t.table_name), ['dedup_keys', 'events', 'organizations', 'schema_migrations'])
+      select table_name from information_schema.tables
+       where table_schema = 'public' and table_name !~ '^delivery_attempts_p[0-9]{8}$' order by table_name`
+    assert.deepEqual(tables.map(t => t.table_name), ['attempt_partitions_cleared', 'dedup_keys', 'deliveries', 'delivery_attempts',
+      'endpoints', 'events', 'ip_rate_windows', 'org_rate_windows', 'organizations', 'schema_migrations'])
+    const partitions = await sql`select 1 from information_schema.tables where table_schema = 'public' and table_name ~ '^delivery_attempts_p[0-9]{8}$'`
+    assert.ok(partitions.length >= 8, 'the attempt log has its partitions from yesterday to a week ahead')
     const recorded = await sql<{ version: number }[]>`select version from schema_migrations order by version`
     assert.deepEqual(recorded.map(r => r.version), versions)
     const brin = await sql`select 1 from pg_indexes where indexname = 'events_created_at_brin'`
-    assert.equal(brin.length, 1, 'the last migration ran too')
+    assert.equal(brin.length, 1, 'the early migrations ran')
+    const traceparent = await sql`select 1 from information_schema.columns where table_name = 'events' and column_name = 'traceparent'`
+    assert.equal(traceparent.length, 1, 'the last migration ran too')
 
     const again = await cli(['migrate'], { DATABASE_URL: url })
     assert.equal(again.code, 0, again.stderr)

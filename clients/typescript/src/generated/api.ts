@@ -226,6 +226,8 @@ export interface ReplayRequest {
   status: 'dead_letter' | 'failed'
   /** ISO-8601 date-time. */
   since?: string
+  /** Exclusive; optional. ISO-8601 date-time. */
+  until?: string
   /** Only deliveries to this endpoint. */
   endpoint_id?: string
 }
@@ -525,7 +527,7 @@ export interface Operations {
     query: Record<string, never>
     body: GenerateKeyRequest
     response: GenerateKeyResponse
-    errors: 'body_too_large' | 'internal_error' | 'invalid_json' | 'method_not_allowed' | 'missing_field' | 'not_found' | 'rate_limit_exceeded' | 'unavailable' | 'validation_error'
+    errors: 'body_too_large' | 'internal_error' | 'invalid_event' | 'invalid_json' | 'method_not_allowed' | 'missing_field' | 'not_found' | 'rate_limit_exceeded' | 'unavailable' | 'validation_error'
   }
   /** GET /api/keys: Describe the organization of this key */
   getApiKeys: {
@@ -549,7 +551,7 @@ export interface Operations {
     query: Record<string, never>
     body: WebhookConfigRequest
     response: WebhookConfigResponse
-    errors: 'body_too_large' | 'internal_error' | 'invalid_json' | 'invalid_webhook_url' | 'method_not_allowed' | 'missing_field' | 'not_found' | 'rate_limit_exceeded' | 'unauthorized' | 'unavailable'
+    errors: 'body_too_large' | 'internal_error' | 'invalid_event' | 'invalid_json' | 'invalid_webhook_url' | 'method_not_allowed' | 'missing_field' | 'not_found' | 'rate_limit_exceeded' | 'unauthorized' | 'unavailable'
   }
   /** POST /api/webhook/secret/rotate: Rotate the webhook signing secret */
   postApiWebhookSecretRotate: {
@@ -565,7 +567,7 @@ export interface Operations {
     query: Record<string, never>
     body: ReplayRequest
     response: ReplayResponse
-    errors: 'endpoint_disabled' | 'internal_error' | 'invalid_event' | 'invalid_id' | 'invalid_json' | 'invalid_status' | 'method_not_allowed' | 'not_found' | 'rate_limit_exceeded' | 'unauthorized' | 'unavailable'
+    errors: 'body_too_large' | 'endpoint_disabled' | 'internal_error' | 'invalid_event' | 'invalid_id' | 'invalid_json' | 'invalid_status' | 'method_not_allowed' | 'not_found' | 'rate_limit_exceeded' | 'unauthorized' | 'unavailable'
   }
   /** POST /api/events: Ingest an event */
   postApiEvents: {
@@ -591,7 +593,7 @@ export interface Operations {
     query: Record<string, never>
     body: RedeliverRequest
     response: RedeliverResponse
-    errors: 'endpoint_disabled' | 'internal_error' | 'invalid_id' | 'invalid_json' | 'method_not_allowed' | 'no_webhook_configured' | 'not_found' | 'rate_limit_exceeded' | 'unauthorized' | 'unavailable'
+    errors: 'body_too_large' | 'endpoint_disabled' | 'internal_error' | 'invalid_event' | 'invalid_id' | 'invalid_json' | 'method_not_allowed' | 'no_webhook_configured' | 'not_found' | 'rate_limit_exceeded' | 'unauthorized' | 'unavailable'
   }
   /** GET /api/events/{event_id}/deliveries: The deliveries of one event */
   getApiEventsEventIdDeliveries: {
@@ -626,7 +628,7 @@ export interface Operations {
     query: Record<string, never>
     body: CreateEndpointRequest
     response: EndpointCreated
-    errors: 'body_too_large' | 'endpoint_limit_reached' | 'internal_error' | 'invalid_event_types' | 'invalid_json' | 'invalid_webhook_url' | 'method_not_allowed' | 'missing_field' | 'not_found' | 'rate_limit_exceeded' | 'unauthorized' | 'unavailable' | 'validation_error'
+    errors: 'body_too_large' | 'endpoint_limit_reached' | 'internal_error' | 'invalid_event' | 'invalid_event_types' | 'invalid_json' | 'invalid_webhook_url' | 'method_not_allowed' | 'missing_field' | 'not_found' | 'rate_limit_exceeded' | 'unauthorized' | 'unavailable' | 'validation_error'
   }
   /** GET /api/endpoints: List endpoints, oldest first */
   getApiEndpoints: {
@@ -661,7 +663,7 @@ export interface Operations {
     query: Record<string, never>
     body: PatchEndpointRequest
     response: Endpoint
-    errors: 'body_too_large' | 'internal_error' | 'invalid_event_types' | 'invalid_id' | 'invalid_json' | 'invalid_webhook_url' | 'method_not_allowed' | 'not_found' | 'rate_limit_exceeded' | 'unauthorized' | 'unavailable' | 'validation_error'
+    errors: 'body_too_large' | 'internal_error' | 'invalid_event' | 'invalid_event_types' | 'invalid_id' | 'invalid_json' | 'invalid_webhook_url' | 'method_not_allowed' | 'not_found' | 'rate_limit_exceeded' | 'unauthorized' | 'unavailable' | 'validation_error'
   }
   /** DELETE /api/endpoints/{endpoint_id}: Delete an endpoint */
   deleteApiEndpointsEndpointId: {
@@ -671,7 +673,7 @@ export interface Operations {
     query: Record<string, never>
     body: never
     response: void
-    errors: 'internal_error' | 'invalid_id' | 'method_not_allowed' | 'not_found' | 'rate_limit_exceeded' | 'unauthorized' | 'unavailable'
+    errors: 'body_too_large' | 'internal_error' | 'invalid_id' | 'method_not_allowed' | 'not_found' | 'rate_limit_exceeded' | 'unauthorized' | 'unavailable'
   }
   /** GET /api/endpoints/{endpoint_id}/secret: The endpoint's signing secret */
   getApiEndpointsEndpointIdSecret: {
@@ -691,7 +693,7 @@ export interface Operations {
     query: Record<string, never>
     body: never
     response: SecretRotateResponse
-    errors: 'internal_error' | 'invalid_id' | 'method_not_allowed' | 'not_found' | 'rate_limit_exceeded' | 'unauthorized' | 'unavailable'
+    errors: 'body_too_large' | 'internal_error' | 'invalid_id' | 'method_not_allowed' | 'not_found' | 'rate_limit_exceeded' | 'unauthorized' | 'unavailable'
   }
   /** POST /api/endpoints/{endpoint_id}/replay: Replay what an endpoint failed or missed */
   postApiEndpointsEndpointIdReplay: {
@@ -780,7 +782,7 @@ export interface Operations {
     query: Record<string, never>
     body: never
     response: AckResponse
-    errors: 'internal_error' | 'invalid_id' | 'method_not_allowed' | 'not_found' | 'rate_limit_exceeded' | 'unauthorized' | 'unavailable'
+    errors: 'body_too_large' | 'internal_error' | 'invalid_id' | 'method_not_allowed' | 'not_found' | 'rate_limit_exceeded' | 'unauthorized' | 'unavailable'
   }
   /** POST /api/ack: Acknowledge many events */
   postApiAck: {
