@@ -8,9 +8,12 @@
  * LISTEN/NOTIFY, with rotation-watch.ts polling as a fallback), and retention and /metrics
  * (scheduled-jobs.ts).
  *
- * Start-up order: database → migrate (while the listeners, the delivery threads and the Argon2 thread
- * boot, the change watch LISTENs and prom-client loads) → listeners accept (the first learns the port
- * when PORT=0) → delivery threads claim → rotation poll → scheduled jobs.
+ * Start-up order: database → migrate (while the listeners and the Argon2 thread boot and the change
+ * watch LISTENs) → listeners accept (the first learns the port when PORT=0) → delivery threads boot
+ * and claim → rotation poll → scheduled jobs (the /metrics registry a little later, scheduled-jobs.ts).
+ * Nothing the first requests do not need competes with the listeners' boot for the CPU: on 2 cores,
+ * delivery threads booting alongside made the first 201 ~20 % later (scripts/measure-cold-start.ts,
+ * README "Performance"); they are ready a few hundred milliseconds after the listeners.
  * Shutdown order: listeners drain (stop accepting, answer, flush the writer) → delivery stops (in-flight
  * attempts finish or release their leases) → Argon2 pool → database client → embedded PostgreSQL.
  */
@@ -25,11 +28,10 @@ import { freePort } from './lib/free-port.ts'
 import { ThreadInit } from './primary/thread-init.ts'
 import { ListenerGroup } from './primary/listeners.ts'
 import { startDeliveryThreads, stopDeliveryThread, wakeDelivery } from './primary/delivery-thread.ts'
-import type { PrimaryToDelivery } from './threads/protocol.ts'
 import { RotationWatch } from './primary/rotation-watch.ts'
 import { OrgChangeWatch } from './primary/org-change-watch.ts'
 import { notifyOrganizationChanged } from './db/queries/notify-organization-changes.ts'
-import { preloadMetrics, startScheduledJobs } from './primary/scheduled-jobs.ts'
+import { startScheduledJobs } from './primary/scheduled-jobs.ts'
 
 export interface RunningService {
   readonly port: number
@@ -84,17 +86,9 @@ export async function startService (config: Config, log: Logger): Promise<Runnin
     },
   })
   changes.start()
-  // Delivery threads boot while the migrations run too, and start claiming once they are applied.
-  if (config.deliveryEnabled) deliveries = startDeliveryThreads(config, log, init)
-  // `migrated` never rejects (it resolves to the error): the second handler is never called.
-  migrated.then(failed => { if (failed === null) for (const d of deliveries) d.post({ v: 1, type: 'start' } satisfies PrimaryToDelivery) }, () => {})
-  // prom-client loads while the node boots: loaded after the listeners accept, it held up the primary
-  // (and the first key verification it relays) for ~20-60 ms.
-  preloadMetrics(config)
   try {
     await listeners.start(migrated)
   } catch (err) {
-    await Promise.all(deliveries.map(async d => { await stopDeliveryThread(d, () => config.shutdownTimeoutMs) }))
     changes.stop()
     await argon2.close()
     await sql.end({ timeout: 1 })
@@ -102,7 +96,8 @@ export async function startService (config: Config, log: Logger): Promise<Runnin
     throw err
   }
 
-
+  // Started once the listeners accept (after the migrations), delivery threads claim as soon as they are up.
+  if (config.deliveryEnabled) deliveries = startDeliveryThreads(config, log, init)
   // The fallback for key rotations whose NOTIFY was lost.
   const rotation = new RotationWatch(sql, log, organizationId => {
     log.debug({ organizationId, via: 'poll' }, 'organization changed')

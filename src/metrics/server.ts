@@ -6,7 +6,10 @@ import { createServer, type Server } from 'node:http'
 import type { Registry } from 'prom-client'
 import type { Logger } from '../log.ts'
 
-export function startMetricsServer (registry: Registry, host: string, port: number, log: Logger): Promise<Server> {
+/** What the server needs of a prom-client Registry (primary/scheduled-jobs.ts builds that on demand). */
+export type MetricsSource = Pick<Registry, 'metrics' | 'contentType'>
+
+export function startMetricsServer (registry: MetricsSource, host: string, port: number, log: Logger): Promise<Server> {
   const server = createServer((req, res) => {
     if (req.url !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
       res.writeHead(req.url === '/metrics' ? 405 : 404, { 'Content-Type': 'application/json' })
