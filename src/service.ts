@@ -12,8 +12,9 @@
  * watch LISTENs) → listeners accept (the first learns the port when PORT=0) → delivery threads boot
  * and claim → rotation poll → scheduled jobs (the /metrics registry a little later, scheduled-jobs.ts).
  * Nothing the first requests do not need competes with the listeners' boot for the CPU: on 2 cores,
- * delivery threads booting alongside made the first 201 ~20 % later (scripts/measure-cold-start.ts,
- * README "Performance"); they are ready a few hundred milliseconds after the listeners.
+ * delivery threads booting alongside (and prom-client loading) made the first 201 ~20 % later
+ * (scripts/measure-cold-start.ts, README "Performance"); they are ready a few hundred milliseconds
+ * after the listeners.
  * Shutdown order: listeners drain (stop accepting, answer, flush the writer) → delivery stops (in-flight
  * attempts finish or release their leases) → Argon2 pool → database client → embedded PostgreSQL.
  */
