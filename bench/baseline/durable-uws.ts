@@ -21,7 +21,7 @@
  * socket, waits for its writes, closes its pool; the process exits when the last connection closed.
  */
 import os from 'node:os'
-import postgres from 'postgres'
+import { createDb, type Sql } from '../../src/db/client.ts'
 import { isMainThread, workerData } from 'node:worker_threads'
 import { serveThread, startListenerThreads } from './listener-threads.ts'
 import { uws, type HttpResponse } from '../../src/http/uws.ts'
@@ -47,13 +47,13 @@ interface Group {
 }
 
 class GroupWriter {
-  readonly #sql: postgres.Sql
+  readonly #sql: Sql
   #queue: Group[] = []
   #inFlight = 0
   #scheduled = false
   #idle: (() => void) | null = null
 
-  constructor (sql: postgres.Sql) { this.#sql = sql }
+  constructor (sql: Sql) { this.#sql = sql }
 
   submit (g: Group): void {
     this.#queue.push(g)
@@ -130,7 +130,9 @@ const BAD = '{"error":"Invalid event","code":"invalid_event"}'
 const UNAVAILABLE = '{"error":"Write failed","code":"unavailable"}'
 
 function listen (index: number): void {
-  const sql = postgres(databaseUrl!, { max: POOL, onnotice: () => {} })
+  // The service's own client setup (src/db/client.ts): the same transport — a Unix socket when the URL
+  // names one, else TCP with TCP_NODELAY — so the two are compared on the same footing.
+  const sql = createDb({ url: databaseUrl!, max: POOL, applicationName: 'durable-uws' })
   const writer = new GroupWriter(sql)
   const app = uws.App()
   app.post('/api/events', (res) => {
@@ -174,7 +176,7 @@ function listen (index: number): void {
 }
 
 if (isMainThread) {
-  const admin = postgres(databaseUrl, { max: 1, onnotice: () => {} })
+  const admin = createDb({ url: databaseUrl, max: 1, applicationName: 'durable-uws-setup' })
   await admin.unsafe(TABLE)
   await admin.end()
   startListenerThreads(new URL(import.meta.url), threads, 'durable-uws', port)
