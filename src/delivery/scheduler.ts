@@ -24,7 +24,7 @@
  */
 import type { Config } from '../config/load.ts'
 import type { Sql } from '../db/client.ts'
-import { claimDeliveries, nextDueAt, type Candidate, type ClaimedDelivery, type ClaimPlan, type EndpointFlow } from '../db/queries/claim-deliveries.ts'
+import { claimDeliveries, findBacklogged, FocusList, nextDueAt, type Candidate, type ClaimedDelivery, type ClaimPlan, type EndpointFlow } from '../db/queries/claim-deliveries.ts'
 import { Completion, EndpointHealth, Release, writeResults, type AttemptOutcome, type AttemptTrigger, type CompletionStatus, type HealthPolicy } from '../db/queries/complete-deliveries.ts'
 import { DELIVERY_CHANNEL, sweepEndpoints } from '../db/queries/schedule-deliveries.ts'
 import { ensureAttemptPartitions } from '../db/queries/attempt-partitions.ts'
@@ -46,6 +46,13 @@ const BLOCKED_POLL_MS = 20
 const LEASE_MARGIN_MS = 10_000
 const FULL_BACKOFF_MS = 250
 const EXCLUDED_MAX = 500
+/** Most endpoints with a backlog this thread reads per endpoint (focus; see claim-deliveries.ts). */
+const FOCUS_MAX = 64
+/** The general scan reads at most this many times its candidates of the due index. */
+const WINDOW_FACTOR = 2
+/** Looking for endpoints waiting behind a backlog: at most this often, backing off to DISCOVER_MAX_MS while it finds none. */
+const DISCOVER_MIN_MS = 50
+const DISCOVER_MAX_MS = 1000
 /**
  * Results wait at most this long to be written (or until FLUSH_AT of them): fewer, larger transactions.
  * Latency of deliveries does not depend on it (the request is already sent); only how soon the inbox
@@ -80,6 +87,16 @@ const STATUS: Record<'delivered' | 'retry' | 'dead', CompletionStatus> = { deliv
 const OUTCOME = { delivered: 'delivered', retry: 'retry_scheduled', dead: 'dead_letter' } as const
 const LOG_OUTCOME: Record<AttemptResult['kind'], AttemptOutcome> = {
   success: 'success', http: 'http_error', timeout: 'timeout', network: 'network_error', refused: 'blocked', aborted: 'network_error',
+}
+
+/** An endpoint known to have more due deliveries than its concurrency (fixed shape). */
+class Backlog {
+  readonly organizationId: string
+  readonly limit: number
+  constructor (organizationId: string, limit: number) {
+    this.organizationId = organizationId
+    this.limit = limit
+  }
 }
 
 function parseTarget (raw: string): Target | null {
@@ -120,6 +137,14 @@ export class Scheduler implements Settler {
   /** Endpoint id → until when it is left out of claims (it was at its concurrency limit). */
   readonly #full = new Map<string, number>()
   readonly #excluded: string[] = []
+  readonly #excludedSet = new Set<string>()
+  /** Endpoint id → its backlog: read per endpoint in claims (focus) until a claim finds fewer due than asked. */
+  readonly #backlog = new Map<string, Backlog>()
+  readonly #focus = new FocusList()
+  #discoverAt = 0
+  #discoverEvery = DISCOVER_MIN_MS
+  /** The last claim found due rows it could not take (their endpoints full, excluded or held by another claimer). */
+  #blocked = false
   /** Endpoint id → when this thread last wrote its last_success_at. */
   readonly #successWritten = new Map<string, number>()
   readonly #urls = new Map<string, Target | null>()
@@ -182,6 +207,11 @@ export class Scheduler implements Settler {
     for (const ep of endpoints.values()) ep.leased += this.#inFlight.get(ep.id) ?? 0
     const o: FlowOptions = { free: this.#free, defaultConcurrency: this.#flow.defaultConcurrency, breakerThreshold: this.#flow.breakerThreshold, probeWaitMs: this.#flow.probeWaitMs }
     planClaim(o, candidates, endpoints, nowMs, plan)
+    for (const id of plan.full) {
+      const ep = endpoints.get(id)
+      if (ep === undefined || this.#backlog.has(id) || this.#backlog.size >= FOCUS_MAX) continue
+      this.#backlog.set(id, new Backlog(ep.organization_id, ep.max_concurrency ?? this.#flow.defaultConcurrency))
+    }
   }
 
   constructor (o: SchedulerOptions) {
@@ -295,14 +325,55 @@ export class Scheduler implements Settler {
    */
   #exclusions (now: number): string[] {
     const out = this.#excluded
+    const set = this.#excludedSet
     out.length = 0
+    set.clear()
     for (const [id, until] of this.#full) {
       if (until <= now) { this.#full.delete(id); continue }
       if (out.length < EXCLUDED_MAX) out.push(id)
     }
     for (const h of this.#health.values()) if (h.failures > 0 && out.length < EXCLUDED_MAX) out.push(h.endpointId)
     for (const id of this.#healthWriting) if (out.length < EXCLUDED_MAX) out.push(id)
+    for (const id of out) set.add(id)
     return out
+  }
+
+  /**
+   * The focus endpoints of the next claim: known backlogs with free slots here, up to `room` slots in
+   * all. They join the exclusions (the general scan leaves them to focus). Returns the slots given.
+   */
+  #planFocus (excluded: string[], room: number): number {
+    const f = this.#focus
+    f.clear()
+    let given = 0
+    for (const [id, b] of this.#backlog) {
+      if (given >= room) break
+      if (this.#excludedSet.has(id)) continue
+      const cap = Math.min(b.limit - (this.#inFlight.get(id) ?? 0), room - given)
+      if (cap <= 0) continue
+      f.add(b.organizationId, id, cap)
+      given += cap
+      if (excluded.length < EXCLUDED_MAX + FOCUS_MAX) excluded.push(id)
+    }
+    return given
+  }
+
+  /** Finds endpoints waiting behind a backlog at the head of the due queue (claim-deliveries.ts findBacklogged). */
+  async #discover (): Promise<void> {
+    const want = FOCUS_MAX - this.#backlog.size
+    let found = 0
+    if (want > 0) {
+      try {
+        for (const b of await findBacklogged(this.#sql, [...this.#backlog.keys()], want)) {
+          this.#backlog.set(b.id, new Backlog(b.organization_id, b.max_concurrency ?? this.#flow.defaultConcurrency))
+          found++
+        }
+      } catch (err) {
+        this.#log.warn({ err }, 'looking for endpoints with a backlog failed')
+      }
+    }
+    this.#discoverEvery = found > 0 ? DISCOVER_MIN_MS : Math.min(DISCOVER_MAX_MS, this.#discoverEvery * 2)
+    this.#discoverAt = Date.now() + this.#discoverEvery
   }
 
   /** Claims and starts attempts until nothing more is due or no slot is free; returns ms until the next look. */
@@ -311,24 +382,39 @@ export class Scheduler implements Settler {
       this.#again = false
       const room = Math.min(this.#free, this.#pendingCap - this.#results.length - this.#releases.length)
       if (room <= 0 || this.#stopping) return POLL_MS // a finishing attempt or flush kicks again
+      if ((this.#backlog.size > 0 || this.#blocked) && Date.now() >= this.#discoverAt) await this.#discover()
       const now = Date.now()
+      const excluded = this.#exclusions(now)
+      // Slots focus leaves are for the general scan (none left: it is skipped).
+      const candidates = Math.min(CLAIM_MAX, 2 * (room - this.#planFocus(excluded, room)))
       const r = await claimDeliveries(this.#sql, {
         holder: this.#holder,
-        candidates: Math.min(CLAIM_MAX, 2 * room),
+        candidates,
+        window: WINDOW_FACTOR * candidates,
         leaseMs: this.#leaseMs,
-        excludedEndpoints: this.#exclusions(now),
+        excludedEndpoints: excluded,
+        focus: this.#focus,
       }, this.#planner)
+      // A focus endpoint that gave fewer due rows than asked has no backlog left here.
+      const f = this.#focus
+      for (let i = 0; i < f.size; i++) if ((r.focusFound.get(f.ids[i]!) ?? 0) < f.caps[i]!) this.#backlog.delete(f.ids[i]!)
       for (const id of r.plan.full) if (this.#full.size < EXCLUDED_MAX) this.#full.set(id, now + FULL_BACKOFF_MS)
       for (const d of r.leased) this.#start(d)
+      this.#blocked = false
       if (r.candidates === 0) {
         if (this.#again) continue
         const at = await nextDueAt(this.#sql)
         if (at === null) return POLL_MS
         const ms = at.getTime() - Date.now()
-        return ms > 0 ? Math.min(POLL_MS, ms) : BLOCKED_POLL_MS
+        if (ms > 0) return Math.min(POLL_MS, ms)
+        this.#blocked = true
+        return BLOCKED_POLL_MS
       }
       // Candidates but no progress: their endpoints are full here or held by another claimer.
-      if (r.leased.length === 0 && r.moved === 0) return this.#again ? 1 : BLOCKED_POLL_MS
+      if (r.leased.length === 0 && r.moved === 0) {
+        this.#blocked = true
+        return this.#again ? 1 : BLOCKED_POLL_MS
+      }
     }
     return 1 // still busy after MAX_ROUNDS: yield to the event loop, then continue
   }

@@ -1,8 +1,15 @@
 /**
  * Claiming due deliveries (delivery threads of every node). One short transaction:
  *
- *   S1  candidates  the oldest due deliveries (next_attempt_at <= now()), FOR NO KEY UPDATE SKIP LOCKED,
- *                   skipping endpoints this thread knows are at their concurrency limit
+ *   S1  candidates  two sources, both FOR NO KEY UPDATE SKIP LOCKED:
+ *                   - focus: for each endpoint the thread knows has a backlog beyond its concurrency
+ *                     (a focus endpoint), up to its free slots of its oldest due pending deliveries,
+ *                     read through the endpoint's own index (deliveries_open);
+ *                   - general: the oldest due deliveries (next_attempt_at <= now()) among the first
+ *                     `window` entries of the due index, leaving out the focus endpoints and those this
+ *                     thread knows are at their limit. The window bounds the scan: one endpoint's
+ *                     backlog at the head of the queue is served through focus, and the endpoints behind
+ *                     it are found by findBacklogged (below), not by reading past thousands of its rows
  *   S2  endpoints   their endpoint rows, locked FOR NO KEY UPDATE SKIP LOCKED: one claimer per endpoint
  *                   at a time across all nodes, so the flow state below is read and written atomically;
  *                   candidates of an endpoint another claimer holds are left for later
@@ -141,8 +148,22 @@ export interface ClaimOptions {
   /** Most candidates to look at (the planner starts at most as many as the thread has free slots). */
   readonly candidates: number
   readonly leaseMs: number
-  /** Endpoints not to look at (at their concurrency limit; bounded by the caller). */
+  /** Endpoints not to look at in the general scan (at their concurrency limit, or focus ones; bounded by the caller). */
   readonly excludedEndpoints: readonly string[]
+  /** How many entries of the due index the general scan reads at most (≥ candidates). */
+  readonly window: number
+  /** Focus endpoints (parallel arrays): their due pending deliveries are read per endpoint, up to `caps[i]`. */
+  readonly focus: FocusList
+}
+
+/** Focus endpoints for one claim (parallel arrays; see the header). */
+export class FocusList {
+  readonly orgs: string[] = []
+  readonly ids: string[] = []
+  readonly caps: number[] = []
+  get size (): number { return this.ids.length }
+  clear (): void { this.orgs.length = 0; this.ids.length = 0; this.caps.length = 0 }
+  add (org: string, id: string, cap: number): void { this.orgs.push(org); this.ids.push(id); this.caps.push(cap) }
 }
 
 export interface ClaimResult {
@@ -151,7 +172,11 @@ export interface ClaimResult {
   readonly moved: number
   readonly candidates: number
   readonly plan: ClaimPlan
+  /** Candidates found per focus endpoint (fewer than its cap: its due backlog is used up here). */
+  readonly focusFound: ReadonlyMap<string, number>
 }
+
+const NO_FOCUS: ReadonlyMap<string, number> = new Map()
 
 const ms = (d: Date | null): number | null => d === null ? null : d.getTime()
 
@@ -159,16 +184,49 @@ const ms = (d: Date | null): number | null => d === null ? null : d.getTime()
 export async function claimDeliveries (sql: Sql, o: ClaimOptions, planner: Planner): Promise<ClaimResult> {
   return await sql.begin(async tx => {
     // Asynchronous commit (see complete-deliveries.ts "Durability"), pipelined with S1: no round trip.
-    const [, candidates] = await Promise.all([tx`set local synchronous_commit to off`, tx<Candidate[]>`
-      select organization_id, event_id, endpoint_id, rate_reserved,
-             (extract(epoch from next_attempt_at) * 1000)::float8 as due_ms
-        from deliveries
-       where next_attempt_at <= now() and endpoint_id <> all(${tx.array([...o.excludedEndpoints])}::uuid[])
-       order by next_attempt_at
+    const f = o.focus
+    const general = o.candidates <= 0
+      ? null
+      : tx<Candidate[]>`
+      select d.organization_id, d.event_id, d.endpoint_id, d.rate_reserved,
+             (extract(epoch from d.next_attempt_at) * 1000)::float8 as due_ms
+        from deliveries d
+        join (select organization_id, event_id, endpoint_id
+                from deliveries
+               where next_attempt_at <= now()
+               order by next_attempt_at
+               limit ${o.window}) w
+          on d.organization_id = w.organization_id and d.event_id = w.event_id and d.endpoint_id = w.endpoint_id
+       where w.endpoint_id <> all(${tx.array([...o.excludedEndpoints])}::uuid[]) and d.next_attempt_at <= now()
+       order by d.next_attempt_at
        limit ${o.candidates}
-         for no key update skip locked`])
+         for no key update of d skip locked`
+    const focused = f.size === 0
+      ? null
+      : tx<Candidate[]>`
+      select x.organization_id, x.event_id, x.endpoint_id, x.rate_reserved,
+             (extract(epoch from x.next_attempt_at) * 1000)::float8 as due_ms
+        from unnest(${tx.array(f.orgs)}::uuid[], ${tx.array(f.ids)}::uuid[], ${tx.array(f.caps)}::int[]) as f(organization_id, id, cap)
+        cross join lateral (
+          select d.organization_id, d.event_id, d.endpoint_id, d.rate_reserved, d.next_attempt_at
+            from deliveries d
+           where d.organization_id = f.organization_id and d.endpoint_id = f.id
+             and d.status = 'pending' and d.next_attempt_at <= now()
+           order by d.created_at
+           limit f.cap
+             for no key update skip locked) x`
+    const [, found, generalRows] = await Promise.all([tx`set local synchronous_commit to off`, focused, general])
     const plan = new ClaimPlan()
-    if (candidates.length === 0) return { leased: [], moved: 0, candidates: 0, plan }
+    let focusFound = NO_FOCUS
+    let candidates: readonly Candidate[] = generalRows ?? []
+    if (found !== null) {
+      const counts = new Map<string, number>()
+      for (const c of found) counts.set(c.endpoint_id, (counts.get(c.endpoint_id) ?? 0) + 1)
+      focusFound = counts
+      // The caller leaves focus endpoints out of the general scan; a row of one is never taken twice.
+      if (found.length > 0) candidates = candidates.length === 0 ? found : [...found, ...candidates.filter(c => !counts.has(c.endpoint_id) && !f.ids.includes(c.endpoint_id))]
+    }
+    if (candidates.length === 0) return { leased: [], moved: 0, candidates: 0, plan, focusFound }
     const keys = new Map<string, string>()
     for (const c of candidates) keys.set(c.endpoint_id, c.organization_id)
     const epOrgs = [...keys.values()]
@@ -225,7 +283,7 @@ export async function claimDeliveries (sql: Sql, o: ClaimOptions, planner: Plann
       ats.push(a === 'D' ? plan.at[i]! : 0)
       reserved.push(plan.reserved[i] === true)
     }
-    if (orgs.length === 0) return { leased: [], moved: 0, candidates: n, plan }
+    if (orgs.length === 0) return { leased: [], moved: 0, candidates: n, plan, focusFound }
     const flowOrgs: string[] = []
     const flowIds: string[] = []
     const tats: (number | null)[] = []
@@ -272,8 +330,31 @@ export async function claimDeliveries (sql: Sql, o: ClaimOptions, planner: Plann
       const ep = endpoints.get(r.endpoint_id)
       if (ep !== undefined) leased.push(new ClaimedDelivery(r, ep))
     }
-    return { leased, moved, candidates: n, plan }
+    return { leased, moved, candidates: n, plan, focusFound }
   })
+}
+
+/** An active endpoint with due pending deliveries (findBacklogged). */
+export interface Backlogged { readonly organization_id: string, readonly id: string, readonly max_concurrency: number | null }
+
+/**
+ * Up to `limit` active endpoints, other than `known`, that have due pending deliveries and are not
+ * throttled or behind an open breaker: the endpoints waiting behind another endpoint's backlog at the
+ * head of the due queue (the claim's general scan reads only a window of it). One index probe per
+ * active endpoint at most; the scheduler runs it only while some endpoint has a backlog, and backs off
+ * when it finds nothing.
+ */
+export async function findBacklogged (sql: Sql, known: readonly string[], limit: number): Promise<Backlogged[]> {
+  return await sql<Backlogged[]>`
+    select e.organization_id, e.id, e.max_concurrency
+      from endpoints e
+     where e.status = 'active' and e.id <> all(${sql.array([...known])}::uuid[])
+       and (e.throttled_until is null or e.throttled_until <= now())
+       and (e.breaker_until is null or e.breaker_until <= now())
+       and exists (select 1 from deliveries d
+                    where d.organization_id = e.organization_id and d.endpoint_id = e.id
+                      and d.status = 'pending' and d.next_attempt_at <= now())
+     limit ${limit}`
 }
 
 /**
