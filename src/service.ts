@@ -8,13 +8,14 @@
  * LISTEN/NOTIFY, with rotation-watch.ts polling as a fallback), and retention and /metrics
  * (scheduled-jobs.ts).
  *
- * Start-up order: database → migrate (while the listeners and the Argon2 thread boot and the change
- * watch LISTENs) → listeners accept (the first learns the port when PORT=0) → delivery threads boot
- * and claim → rotation poll → scheduled jobs (the /metrics registry a little later, scheduled-jobs.ts).
- * Nothing the first requests do not need competes with the listeners' boot for the CPU: on 2 cores,
- * delivery threads booting alongside (and prom-client loading) made the first 201 ~20 % later
- * (scripts/measure-cold-start.ts, README "Performance"); they are ready a few hundred milliseconds
- * after the listeners.
+ * Start-up order: database → migrate (while the first listener and the Argon2 thread boot and the
+ * change watch LISTENs) → the first listener accepts (it learns the port when PORT=0) → the other
+ * listeners and the delivery threads boot (delivery claims as soon as it is up) → all listeners accept
+ * → rotation poll → scheduled jobs (the /metrics registry a little later, scheduled-jobs.ts). Nothing
+ * the first requests do not need competes with the first listener's boot for the CPU: on 2 cores,
+ * delivery threads booting alongside it (and prom-client loading) made the first 201 ~20 % later
+ * (scripts/measure-cold-start.ts, README "Performance"); waiting for every listener instead left the
+ * first events waiting for deliveries a listener's boot longer.
  * Shutdown order: listeners drain (stop accepting, answer, flush the writer) → delivery stops (in-flight
  * attempts finish or release their leases) → Argon2 pool → database client → embedded PostgreSQL.
  */
@@ -74,6 +75,9 @@ export async function startService (config: Config, log: Logger): Promise<Runnin
   const listeners = new ListenerGroup({
     config, log, init, port, argon2,
     wakeDelivery: () => { wakeDelivery(deliveries) },
+    // Delivery threads boot once the first listener accepts, alongside the other listeners: the first
+    // 201 does not wait for them, and the first events do not wait for every listener's boot.
+    onFirstListening: () => { if (config.deliveryEnabled) deliveries = startDeliveryThreads(config, log, init) },
     announce: async organizationId => { await notifyOrganizationChanged(sql, organizationId) },
   })
   // Listening for other nodes' changes starts before any key can be cached.
@@ -91,14 +95,13 @@ export async function startService (config: Config, log: Logger): Promise<Runnin
     await listeners.start(migrated)
   } catch (err) {
     changes.stop()
+    for (const d of deliveries) await stopDeliveryThread(d, () => config.shutdownTimeoutMs)
     await argon2.close()
     await sql.end({ timeout: 1 })
     await embedded?.stop()
     throw err
   }
 
-  // Started once the listeners accept (after the migrations), delivery threads claim as soon as they are up.
-  if (config.deliveryEnabled) deliveries = startDeliveryThreads(config, log, init)
   // The fallback for key rotations whose NOTIFY was lost.
   const rotation = new RotationWatch(sql, log, organizationId => {
     log.debug({ organizationId, via: 'poll' }, 'organization changed')

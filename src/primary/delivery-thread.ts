@@ -1,7 +1,8 @@
 /**
  * Supervision of the delivery threads (DELIVERY_THREADS of them on a node with DELIVERY_ENABLED):
- * started after the listeners accept, woken by message when a listener commits due events (one thread
- * per wake, in turn: each claims up to its free slots, and every thread also hears NOTIFY), and
+ * started once the first listener accepts (the other listeners boot meanwhile), woken by message when
+ * a listener commits due events (one thread per wake, in turn: each claims up to its free slots, and
+ * every thread also hears NOTIFY), and
  * stopped after the listeners drained — in-flight attempts finish or hand their leases back before
  * `deadlineMs`, and only then is a thread terminated if it has not exited. Several threads claim
  * like several nodes do (claims skip rows and endpoints another claimer holds), so they need no

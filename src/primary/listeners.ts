@@ -26,6 +26,11 @@ export interface ListenerGroupOptions {
   readonly argon2: Argon2Pool
   /** A listener committed events that are due for delivery. */
   readonly wakeDelivery: () => void
+  /**
+   * Called once the first listener accepts, before the others boot: what should start as early as
+   * possible without competing with the first listener's boot (the delivery threads).
+   */
+  readonly onFirstListening?: () => void
   /** Tells the other nodes that an organization changed (NOTIFY); part of the rotation handshake. */
   readonly announce: (organizationId: string) => Promise<void>
 }
@@ -51,7 +56,8 @@ export class ListenerGroup {
    * drains what was started and rejects. One listener boots at a time because booting is CPU work
    * (thread start, module loading): on 2 cores two listeners booting side by side both listened
    * later, and the first 201 came ~15 % later than with the first one alone, which then serves while
-   * the others boot (scripts/measure-cold-start.ts, README "Performance").
+   * the others boot (scripts/measure-cold-start.ts, README "Performance"). `onFirstListening` runs
+   * between the two.
    */
   async start (migrated: Promise<Error | null>): Promise<void> {
     const { config, log, init } = this.#o
@@ -81,6 +87,7 @@ export class ListenerGroup {
       init.accepting = true
       this.handshake.broadcast({ v: 1, type: 'listen' })
       await waits[0]
+      this.#o.onFirstListening?.()
       for (let i = 1; i < config.threads; i++) spawn(i)
       await Promise.all(waits)
     } catch (err) {
