@@ -178,17 +178,24 @@ export async function replayMissed (sql: Sql, orgId: string, endpointId: string,
 
 /**
  * Safety sweeps, run every few seconds by the delivery thread; each closes a race the routes cannot
- * close alone, and looks only at endpoints changed in the last `windowMs`, so it stays cheap:
+ * close alone, and looks only at endpoints changed in the last `windowMs`, and only at rows created
+ * within a minute of the change, so it stays cheap however large the endpoint's backlog (without that
+ * bound it read every pending event or delivery of the endpoint every few seconds: under a saturating
+ * fan-out ingest, statements of seconds each):
  *   - backfill: an event committed just after an endpoint's `deliver_pending` backfill read the
- *     events (its ingest statement began before the endpoint existed) gets its delivery;
+ *     events (its ingest statement began before the endpoint existed) gets its delivery; such an
+ *     event's created_at (the writer's clock, taken before its statement) is before the endpoint's
+ *     commit, so within a minute of `backfill_since` (the minute covers clock skew between nodes);
  *   - unhold: a delivery held by an ingest statement that read its endpoint as paused just before it
- *     was resumed becomes due.
+ *     was resumed becomes due; likewise created within a minute of the resume (`updated_at`). A
+ *     further change of the endpoint more than a minute later moves that window: by then sweeps,
+ *     every few seconds on every delivering node, have had a minute to see the held rows.
  * Returns how many deliveries were created or scheduled (at most one chunk each per call).
  */
 export async function sweepEndpoints (sql: Sql, windowMs: number): Promise<number> {
   const [row] = await sql<{ backfilled: number, unheld: number }[]>`
     with recent as (
-      select organization_id, id, event_types, status, backfill_since from endpoints
+      select organization_id, id, event_types, status, backfill_since, updated_at from endpoints
        where updated_at > now() - ${windowMs} * interval '1 millisecond' and status <> 'disabled'
     ), backfilled as (
       insert into deliveries (organization_id, event_id, endpoint_id, next_attempt_at, created_at, updated_at)
@@ -197,6 +204,7 @@ export async function sweepEndpoints (sql: Sql, windowMs: number): Promise<numbe
         join events e on e.organization_id = r.organization_id
        where r.backfill_since is not null and r.backfill_since > now() - ${windowMs} * interval '1 millisecond'
          and e.created_at >= r.backfill_since - interval '1 minute'
+         and e.created_at < r.backfill_since + interval '1 minute'
          and e.status = 'pending' and e.status <> 'delivered' and e.acknowledged_at is null
          and triggers_type_matches(r.event_types, e.type)
          and not exists (select 1 from deliveries d
@@ -210,6 +218,7 @@ export async function sweepEndpoints (sql: Sql, windowMs: number): Promise<numbe
                 from recent r
                 join deliveries d2 on d2.organization_id = r.organization_id and d2.endpoint_id = r.id
                where r.status = 'active' and d2.status in ('pending', 'failed') and d2.next_attempt_at is null
+                 and d2.created_at >= r.updated_at - interval '1 minute' and d2.created_at < r.updated_at + interval '1 minute'
                limit ${SWEEP_CHUNK}) t
        where d.organization_id = t.organization_id and d.event_id = t.event_id and d.endpoint_id = t.endpoint_id
          and d.next_attempt_at is null and d.status in ('pending', 'failed')
