@@ -9,7 +9,15 @@
  *                     `window` entries of the due index, leaving out the focus endpoints and those this
  *                     thread knows are at their limit. The window bounds the scan: one endpoint's
  *                     backlog at the head of the queue is served through focus, and the endpoints behind
- *                     it are found by findBacklogged (below), not by reading past thousands of its rows
+ *                     it are found by findBacklogged (below), not by reading past thousands of its rows.
+ *                   Both are written so that their plan does not depend on the statistics, which lag
+ *                   far behind a table whose due set grows by thousands a second (planned when the
+ *                   statistics said "no row is due", a join of the window with `deliveries` became a
+ *                   nested loop re-reading the window for every due row: one claim took 13.6 s): the
+ *                   window is read first and each of its rows locked through the primary key
+ *                   (LATERAL); the row reads cannot use the partial due index (`coalesce(…)` does not
+ *                   imply its predicate), which a plan expecting one due row would otherwise prefer, as
+ *                   a whole-index scan, over the primary key or the endpoint's own index.
  *   S2  endpoints   their endpoint rows, locked FOR NO KEY UPDATE SKIP LOCKED: one claimer per endpoint
  *                   at a time across all nodes, so the flow state below is read and written atomically;
  *                   candidates of an endpoint another claimer holds are left for later
@@ -188,19 +196,22 @@ export async function claimDeliveries (sql: Sql, o: ClaimOptions, planner: Plann
     const general = o.candidates <= 0
       ? null
       : tx<Candidate[]>`
-      select d.organization_id, d.event_id, d.endpoint_id, d.rate_reserved,
-             (extract(epoch from d.next_attempt_at) * 1000)::float8 as due_ms
-        from deliveries d
-        join (select organization_id, event_id, endpoint_id
+      select x.organization_id, x.event_id, x.endpoint_id, x.rate_reserved,
+             (extract(epoch from x.next_attempt_at) * 1000)::float8 as due_ms
+        from (select organization_id, event_id, endpoint_id, next_attempt_at
                 from deliveries
                where next_attempt_at <= now()
                order by next_attempt_at
                limit ${o.window}) w
-          on d.organization_id = w.organization_id and d.event_id = w.event_id and d.endpoint_id = w.endpoint_id
-       where w.endpoint_id <> all(${tx.array([...o.excludedEndpoints])}::uuid[]) and d.next_attempt_at <= now()
-       order by d.next_attempt_at
-       limit ${o.candidates}
-         for no key update of d skip locked`
+        cross join lateral (
+          select d.organization_id, d.event_id, d.endpoint_id, d.rate_reserved, d.next_attempt_at
+            from deliveries d
+           where d.organization_id = w.organization_id and d.event_id = w.event_id and d.endpoint_id = w.endpoint_id
+             and coalesce(d.next_attempt_at, 'infinity') <= now()
+             for no key update skip locked) x
+       where w.endpoint_id <> all(${tx.array([...o.excludedEndpoints])}::uuid[])
+       order by w.next_attempt_at
+       limit ${o.candidates}`
     const focused = f.size === 0
       ? null
       : tx<Candidate[]>`
@@ -211,7 +222,7 @@ export async function claimDeliveries (sql: Sql, o: ClaimOptions, planner: Plann
           select d.organization_id, d.event_id, d.endpoint_id, d.rate_reserved, d.next_attempt_at
             from deliveries d
            where d.organization_id = f.organization_id and d.endpoint_id = f.id
-             and d.status = 'pending' and d.next_attempt_at <= now()
+             and d.status = 'pending' and coalesce(d.next_attempt_at, 'infinity') <= now()
            order by d.created_at
            limit f.cap
              for no key update skip locked) x`
@@ -353,7 +364,7 @@ export async function findBacklogged (sql: Sql, known: readonly string[], limit:
        and (e.breaker_until is null or e.breaker_until <= now())
        and exists (select 1 from deliveries d
                     where d.organization_id = e.organization_id and d.endpoint_id = e.id
-                      and d.status = 'pending' and d.next_attempt_at <= now())
+                      and d.status = 'pending' and coalesce(d.next_attempt_at, 'infinity') <= now())
      limit ${limit}`
 }
 
