@@ -4,7 +4,8 @@
  * transaction of the test holds a lock on `events` that every insert waits for (a database that has
  * stopped keeping up; reads, authentication and rate-limit leases still work). Checked:
  *   - past the bounded writer queue every further event is answered 503 `unavailable` with
- *     Retry-After, quickly (none waits for the database);
+ *     Retry-After without waiting for the database: 5,000 such answers arrive while no write can
+ *     complete (how long a refusal takes is printed, not asserted: speed belongs to the bench);
  *   - no more events wait than the bound: at most THREADS × WRITER_MAX_QUEUE events of requests sent
  *     during the stall are acknowledged later;
  *   - resident memory stays bounded while thousands of requests are refused;
@@ -79,7 +80,6 @@ test('past WRITER_MAX_QUEUE: quick 503s with bounded memory, and the queue commi
   assert.equal(stall.acked, 0, 'nothing is acknowledged while writes cannot commit')
   assert.deepEqual(load.unexpected, [], 'every answer is 201, a 200 batch, or 503 unavailable with Retry-After')
   assert.deepEqual(load.otherFailures(), [], 'no request hung or failed at the connection level')
-  assert.ok(stall.slowest503 < 15_000, `a hang, not a quick refusal: slowest 503 took ${Math.round(stall.slowest503)} ms`)
   assert.ok(heldThenAcked <= THREADS * WRITER_MAX_QUEUE, `${heldThenAcked} events waited through the stall`)
   assert.ok(stallMaxMb < baseMb + STALL_GROWTH_MB, `RSS grew from ${mb(baseMb)} to ${mb(stallMaxMb)} during the stall`)
 
