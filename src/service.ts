@@ -95,7 +95,7 @@ export async function startService (config: Config, log: Logger): Promise<Runnin
     await listeners.start(migrated)
   } catch (err) {
     changes.stop()
-    for (const d of deliveries) await stopDeliveryThread(d, () => config.shutdownTimeoutMs)
+    await Promise.all(deliveries.map(async d => { await stopDeliveryThread(d, () => config.shutdownTimeoutMs) }))
     await argon2.close()
     await sql.end({ timeout: 1 })
     await embedded?.stop()

@@ -136,8 +136,7 @@ export class Scheduler implements Settler {
   #listenPending = false
   /** Endpoint id → until when it is left out of claims (it was at its concurrency limit). */
   readonly #full = new Map<string, number>()
-  readonly #excluded: string[] = []
-  readonly #excludedSet = new Set<string>()
+  readonly #excluded = new Set<string>()
   /** Endpoint id → its backlog: read per endpoint in claims (focus) until a claim finds fewer due than asked. */
   readonly #backlog = new Map<string, Backlog>()
   readonly #focus = new FocusList()
@@ -323,37 +322,33 @@ export class Scheduler implements Settler {
    * with a failure, a throttle or a 410 not yet written — the claim would not see the breaker, the
    * throttle or the disabling that the write will record, so they wait for it (a flush is ≤ 5 ms away).
    */
-  #exclusions (now: number): string[] {
+  #exclusions (now: number): ReadonlySet<string> {
     const out = this.#excluded
-    const set = this.#excludedSet
-    out.length = 0
-    set.clear()
+    out.clear()
     for (const [id, until] of this.#full) {
       if (until <= now) { this.#full.delete(id); continue }
-      if (out.length < EXCLUDED_MAX) out.push(id)
+      if (out.size < EXCLUDED_MAX) out.add(id)
     }
-    for (const h of this.#health.values()) if (h.failures > 0 && out.length < EXCLUDED_MAX) out.push(h.endpointId)
-    for (const id of this.#healthWriting) if (out.length < EXCLUDED_MAX) out.push(id)
-    for (const id of out) set.add(id)
+    for (const h of this.#health.values()) if (h.failures > 0 && out.size < EXCLUDED_MAX) out.add(h.endpointId)
+    for (const id of this.#healthWriting) if (out.size < EXCLUDED_MAX) out.add(id)
     return out
   }
 
   /**
-   * The focus endpoints of the next claim: known backlogs with free slots here, up to `room` slots in
-   * all. They join the exclusions (the general scan leaves them to focus). Returns the slots given.
+   * The focus endpoints of the next claim: known backlogs with free slots here and not excluded, up to
+   * `room` slots in all (the general scan leaves them out). Returns the slots given.
    */
-  #planFocus (excluded: string[], room: number): number {
+  #planFocus (excluded: ReadonlySet<string>, room: number): number {
     const f = this.#focus
     f.clear()
     let given = 0
     for (const [id, b] of this.#backlog) {
       if (given >= room) break
-      if (this.#excludedSet.has(id)) continue
+      if (excluded.has(id)) continue
       const cap = Math.min(b.limit - (this.#inFlight.get(id) ?? 0), room - given)
       if (cap <= 0) continue
       f.add(b.organizationId, id, cap)
       given += cap
-      if (excluded.length < EXCLUDED_MAX + FOCUS_MAX) excluded.push(id)
     }
     return given
   }

@@ -4,9 +4,8 @@
  *
  * Handshake:
  *   1. parse workerData (parseWorkerInit + configFromWorkerData), make this thread's database client.
- *      A thread started while the primary still applies migrations (`listenNow` false) boots in
- *      parallel with them and waits for {v:1, type:'start'}; a replacement starts at once. Then: open
- *      the pool's connections (so the first claims do not pay for connecting), start the scheduler
+ *      The primary starts delivery threads only once the migrations are applied (and a replacement
+ *      whenever one dies), so the thread starts at once: open the pool's connections (so the first claims do not pay for connecting), start the scheduler
  *      (LISTEN triggers_events, first claim), post {v:1, type:'ready'}.
  *   2. {v:1, type:'wake'} claims at once (the primary forwards listeners' 'committed' messages).
  *   3. {v:1, type:'stop', deadlineMs}: stop claiming; in-flight attempts may finish until the deadline;
@@ -73,11 +72,7 @@ function onStopFailed (err: unknown): void {
   port!.close()
 }
 
-let started = false
-
 async function start (): Promise<void> {
-  if (started || stopping) return
-  started = true
   // Warm the pool: every connection opened (and its session set up) before the first event is due.
   await Promise.all(Array.from({ length: poolSize }, async () => await sql`select 1`))
   await scheduler.start()
@@ -97,10 +92,9 @@ port.on('message', (raw: unknown) => {
   const m = parsePrimaryToDelivery(raw)
   if (m === null) { log.warn('ignored an unknown message'); return }
   if (m.type === 'wake') { scheduler.wake(); return }
-  if (m.type === 'start') { start().then(undefined, onStartFailed); return }
   if (stopping) return
   stopping = true
   shutdown(m.deadlineMs).then(onStopped, onStopFailed)
 })
 
-if (init.listenNow) start().then(undefined, onStartFailed)
+start().then(undefined, onStartFailed)

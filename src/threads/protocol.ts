@@ -64,8 +64,6 @@ export type PrimaryToListener =
 
 export type PrimaryToDelivery =
   | { v: 1, type: 'wake' }
-  /** Migrations are applied: start claiming (a thread booted with listenNow false waits for this). */
-  | { v: 1, type: 'start' }
   /** Stop claiming, let in-flight attempts finish (or release their leases), report 'stopped'. */
   | { v: 1, type: 'stop', deadlineMs: number }
 
@@ -132,7 +130,6 @@ export function parsePrimaryToListener (m: unknown): PrimaryToListener | null {
 export function parsePrimaryToDelivery (m: unknown): PrimaryToDelivery | null {
   if (!isObj(m) || m.v !== PROTOCOL_VERSION) return null
   if (m.type === 'wake') return { v: 1, type: 'wake' }
-  if (m.type === 'start') return { v: 1, type: 'start' }
   if (m.type === 'stop' && typeof m.deadlineMs === 'number') return { v: 1, type: 'stop', deadlineMs: m.deadlineMs }
   return null
 }

@@ -39,7 +39,7 @@ const holder = uuidv7()
 const claim = async (o: { candidates: number, window: number, excluded?: string[], focus?: FocusList, holder?: string }) =>
   await claimDeliveries(db.sql, {
     holder: o.holder ?? holder, leaseMs: 60_000, candidates: o.candidates, window: o.window,
-    excludedEndpoints: o.excluded ?? [], focus: o.focus ?? new FocusList(),
+    excludedEndpoints: new Set(o.excluded ?? []), focus: o.focus ?? new FocusList(),
   }, planner)
 
 test('a window full of one endpoint\'s backlog: the general scan sees only it, and the endpoint is reported full', async () => {
@@ -58,10 +58,11 @@ test('findBacklogged finds the endpoint waiting behind it, not the known one', a
 })
 
 test('one claim takes the focus endpoint\'s backlog up to its cap and the general scan\'s rows of others, never a row twice', async () => {
-  // A has 3 leased: with max_concurrency 3 it has no room; give B focus and leave A to the general scan's exclusion.
+  // A has 3 leased: with max_concurrency 3 it has no room, so the caller excludes it; B is the focus.
   const focus = new FocusList()
   focus.add(orgId, b, 4)
-  const r = await claim({ candidates: 8, window: 64, excluded: [a, b], focus })
+  // B is not excluded by the caller: the general scan leaves focus endpoints out by itself.
+  const r = await claim({ candidates: 8, window: 64, excluded: [a], focus })
   assert.equal(r.focusFound.get(b), 4)
   const ids = r.leased.map(d => d.eventId)
   assert.equal(new Set(ids).size, ids.length, 'no delivery leased twice')

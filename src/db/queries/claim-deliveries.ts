@@ -6,8 +6,8 @@
  *                     (a focus endpoint), up to its free slots of its oldest due pending deliveries,
  *                     read through the endpoint's own index (deliveries_open);
  *                   - general: the oldest due deliveries (next_attempt_at <= now()) among the first
- *                     `window` entries of the due index, leaving out the focus endpoints and those this
- *                     thread knows are at their limit. The window bounds the scan: one endpoint's
+ *                     `window` entries of the due index, leaving out the focus endpoints and those the
+ *                     caller excludes (at their limit here, or with a failure not yet written). The window bounds the scan: one endpoint's
  *                     backlog at the head of the queue is served through focus, and the endpoints behind
  *                     it are found by findBacklogged (below), not by reading past thousands of its rows.
  *                   Both are written so that their plan does not depend on the statistics, which lag
@@ -156,8 +156,8 @@ export interface ClaimOptions {
   /** Most candidates to look at (the planner starts at most as many as the thread has free slots). */
   readonly candidates: number
   readonly leaseMs: number
-  /** Endpoints not to look at in the general scan (at their concurrency limit, or focus ones; bounded by the caller). */
-  readonly excludedEndpoints: readonly string[]
+  /** Endpoints not to look at (at their concurrency limit here, or with a failure not yet written; bounded by the caller). */
+  readonly excludedEndpoints: ReadonlySet<string>
   /** How many entries of the due index the general scan reads at most (≥ candidates). */
   readonly window: number
   /** Focus endpoints (parallel arrays): their due pending deliveries are read per endpoint, up to `caps[i]`. */
@@ -210,6 +210,7 @@ export async function claimDeliveries (sql: Sql, o: ClaimOptions, planner: Plann
              and coalesce(d.next_attempt_at, 'infinity') <= now()
              for no key update skip locked) x
        where w.endpoint_id <> all(${tx.array([...o.excludedEndpoints])}::uuid[])
+         and w.endpoint_id <> all(${tx.array(f.ids)}::uuid[])
        order by w.next_attempt_at
        limit ${o.candidates}`
     const focused = f.size === 0
@@ -234,8 +235,8 @@ export async function claimDeliveries (sql: Sql, o: ClaimOptions, planner: Plann
       const counts = new Map<string, number>()
       for (const c of found) counts.set(c.endpoint_id, (counts.get(c.endpoint_id) ?? 0) + 1)
       focusFound = counts
-      // The caller leaves focus endpoints out of the general scan; a row of one is never taken twice.
-      if (found.length > 0) candidates = candidates.length === 0 ? found : [...found, ...candidates.filter(c => !counts.has(c.endpoint_id) && !f.ids.includes(c.endpoint_id))]
+      // The general scan leaves focus endpoints out: no row is taken twice.
+      if (found.length > 0) candidates = candidates.length === 0 ? found : [...found, ...candidates]
     }
     if (candidates.length === 0) return { leased: [], moved: 0, candidates: 0, plan, focusFound }
     const keys = new Map<string, string>()
