@@ -18,7 +18,13 @@ import http from 'node:http'
 import os from 'node:os'
 import { freePort } from '../src/lib/free-port.ts'
 import { OpenLoop } from '../bench/load/open-loop.ts'
-import { cpuMs, enterOwnSession, loadAverage, median, parseFlags, procStatusKb, round1, scratchDatabase, Service, sleep, type Variant } from './measure/common.ts'
+import { enterOwnSession, loadAverage, parseFlags, procStatusKb, round1, scratchDatabase, Service, type Variant } from './measure/common.ts'
+import { readCpuSeconds } from '../bench/lib/child.ts'
+import { sleep } from '../bench/lib/progress.ts'
+import { median } from '../bench/lib/stats.ts'
+
+/** CPU time (ms) the process has used so far, all its threads. */
+const cpuMs = async (pid: number): Promise<number> => ((await readCpuSeconds(pid)) ?? NaN) * 1000
 
 const flags = parseFlags(process.argv.slice(2), 1)
 const RATE = Number(flags.get('rate') ?? 2000)
@@ -82,11 +88,11 @@ async function once (v: Variant, k: number, url: string): Promise<Run> {
     await load.run({ port, path: '/api/events', rate: RATE, durationMs: 2000, make: make('w') })
     const idleMb = (procStatusKb(pid).VmRSS ?? NaN) / 1024
     const samples: number[] = []
-    const cpu0 = cpuMs(pid)
+    const cpu0 = await cpuMs(pid)
     const timer = setInterval(() => { const s = procStatusKb(pid).VmRSS; if (s !== undefined) samples.push(s / 1024) }, 200)
     const r = await load.run({ port, path: '/api/events', rate: RATE, durationMs: SECONDS * 1000, make: make('m') })
     clearInterval(timer)
-    const cpuPerK = (cpuMs(pid) - cpu0) / (r.answered / 1000)
+    const cpuPerK = (await cpuMs(pid) - cpu0) / (r.answered / 1000)
     await load.close()
     const end = procStatusKb(pid)
     const sorted = Float64Array.from(r.latencies).sort()

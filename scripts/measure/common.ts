@@ -73,15 +73,8 @@ export async function enterOwnSession (nice: string | undefined): Promise<void> 
   os.setPriority(0, Number(nice))
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 export const loadAverage = (): string => os.loadavg().map(n => n.toFixed(2)).join(' ')
 export const round1 = (n: number): number => Math.round(n * 10) / 10
-
-export function median (xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
-}
 
 /** `node dist/cli.js <argv>` in `root`; its stdout. */
 export function cli (root: string, env: Record<string, string>, ...argv: string[]): string {
@@ -144,15 +137,6 @@ export class Service {
     if (this.running) this.proc.kill('SIGTERM')
     return await this.exited
   }
-}
-
-/** CPU time (user + system, ms) a process has used so far, all its threads (Linux; NaN elsewhere). */
-export function cpuMs (pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ') // f[11] utime, f[12] stime, in clock ticks
-    return (Number(f[11]) + Number(f[12])) * 1000 / 100
-  } catch { return NaN }
 }
 
 /** Fields of /proc/<pid>/status in kB (VmRSS, VmHWM, RssAnon, RssFile, …). */
