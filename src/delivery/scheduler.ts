@@ -202,7 +202,12 @@ export class Scheduler implements Settler {
     this.#log.warn({ err }, 'LISTEN failed; polling until it succeeds')
   }
 
-  readonly #planner = (candidates: readonly Candidate[], endpoints: ReadonlyMap<string, EndpointFlow>, nowMs: number, plan: ClaimPlan): void => {
+  readonly #planner = (candidates: readonly Candidate[], all: ReadonlyMap<string, EndpointFlow>, nowMs: number, plan: ClaimPlan): void => {
+    // An attempt that failed while this claim ran is not in the rows just read: its endpoint waits for
+    // the write, as #exclusions makes claims that start later do (the planner leaves such rows due).
+    let waiting: Map<string, EndpointFlow> | null = null
+    for (const id of all.keys()) if (this.#unwrittenFailure(id)) (waiting ??= new Map(all)).delete(id)
+    const endpoints = waiting ?? all
     for (const ep of endpoints.values()) ep.leased += this.#inFlight.get(ep.id) ?? 0
     const o: FlowOptions = { free: this.#free, defaultConcurrency: this.#flow.defaultConcurrency, breakerThreshold: this.#flow.breakerThreshold, probeWaitMs: this.#flow.probeWaitMs }
     planClaim(o, candidates, endpoints, nowMs, plan)
@@ -332,6 +337,11 @@ export class Scheduler implements Settler {
     for (const h of this.#health.values()) if (h.failures > 0 && out.size < EXCLUDED_MAX) out.add(h.endpointId)
     for (const id of this.#healthWriting) if (out.size < EXCLUDED_MAX) out.add(id)
     return out
+  }
+
+  /** A failure, throttle or 410 of the endpoint is waiting to be written, or being written. */
+  #unwrittenFailure (id: string): boolean {
+    return (this.#health.get(id)?.failures ?? 0) > 0 || this.#healthWriting.has(id)
   }
 
   /**
