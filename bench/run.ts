@@ -28,7 +28,7 @@
  *
  *   npm run bench [-- --long] [-- --only=1,2] [-- --out=DIR] [-- --calibrate] [-- --ac-workers=N]
  *   npm run bench -- --only=13 --ab-env=OTEL_TRACES_EXPORTER=otlp,OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318
- *   npm run profile [-- --profiler=cpu-prof] [-- --only=8]   scenario 1 (or 8) with the service under a profiler
+ *   npm run profile [-- --profiler=cpu-prof] [-- --only=8|11]   scenario 1 (or 8, or 11) with the service under a profiler
  *
  * Exit status: 0 when the run completed (MISS rows included), 1 on DATA LOSS or an error, 130 on Ctrl-C.
  */
@@ -131,7 +131,8 @@ if (selected.has(4) || selected.has(6)) selected.add(2)
 if (selected.has(7)) { selected.add(1); selected.add(2) }
 const PROFILE: ProfileMode | null = flags.profile !== true ? null : (flags.profiler === 'cpu-prof' ? 'cpu-prof' : '0x')
 const PROFILE_DRAIN = PROFILE !== null && selected.has(8)
-if (PROFILE !== null) { selected.clear(); selected.add(PROFILE_DRAIN ? 8 : 1) }
+const PROFILE_BATCH = PROFILE !== null && !PROFILE_DRAIN && selected.has(11)
+if (PROFILE !== null) { selected.clear(); selected.add(PROFILE_DRAIN ? 8 : PROFILE_BATCH ? 11 : 1) }
 const has = (n: number): boolean => selected.has(n)
 const FULL_RUN = ALL.every(has) && PROFILE === null
 
@@ -323,7 +324,8 @@ async function main (): Promise<number> {
       }
       const orgs = await createOrgs(server.port, ORGS, `${RUN_ID}-org`)
       await warmKeys(server.port, orgs)
-      s.ingest = { ours: lossCheck(await ingest(b, 'ours', server, orgs, { tag: '1', batch: 0, table: 'events' })) }
+      if (PROFILE_BATCH) s.batch = { ours: lossCheck(await ingest(b, 'ours-batch', server, orgs, { tag: '11', batch: BATCH_EVENTS, table: 'events' })) }
+      else s.ingest = { ours: lossCheck(await ingest(b, 'ours', server, orgs, { tag: '1', batch: 0, table: 'events' })) }
     })
     progress(`profiles written to ${dir}:\n  ${files.join('\n  ')}`)
   } else if ([1, 2, 3, 4, 6, 8, 9, 10, 11, 12, 13].some(has)) {
