@@ -8,6 +8,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { startTestService, type TestService } from '../helpers/server.ts'
+import { waitFor } from '../helpers/db.ts'
 import { ensureChromium, openBrowser, type Browser } from '../helpers/chromium.ts'
 import { CATALOGUE } from '../../src/errors.ts'
 import { OPERATIONS } from '../../src/http/openapi.ts'
@@ -34,9 +35,14 @@ describe('/docs in Chromium', { skip: unavailable ?? false }, () => {
     assert.equal(res?.status(), 200)
     // Redoc renders each operation as a section with data-section-id "operation/<operationId>".
     // (Expressions as strings: this project's TypeScript has no DOM types.)
+    // Polled from here, not with page.waitForFunction: a string predicate that is not true at once is
+    // re-evaluated by the page itself, where the /docs Content-Security-Policy refuses eval — which
+    // happened whenever Redoc had not rendered yet at the first check (a slow, busy machine).
     const sections = 'document.querySelectorAll(\'[data-section-id^="operation/"]\').length'
-    await page.waitForFunction(`${sections} >= ${OPERATIONS.length}`, undefined, { timeout: 60_000 })
-    operations = Number(await page.evaluate(sections))
+    operations = await waitFor(async () => {
+      const n = Number(await page.evaluate(sections))
+      return n >= OPERATIONS.length ? n : null
+    }, 60_000, 'Redoc to render every operation')
     text = String(await page.evaluate('document.body.innerText'))
     await page.close()
   })
