@@ -130,10 +130,11 @@ const selected = new Set(only)
 if (selected.has(4) || selected.has(6)) selected.add(2)
 if (selected.has(7)) { selected.add(1); selected.add(2) }
 const PROFILE: ProfileMode | null = flags.profile !== true ? null : (flags.profiler === 'cpu-prof' ? 'cpu-prof' : '0x')
-// Without --only, `selected` holds every scenario: the profile is then scenario 1's, as documented.
-const PROFILE_DRAIN = PROFILE !== null && flags.only !== undefined && selected.has(8)
-const PROFILE_BATCH = PROFILE !== null && flags.only !== undefined && !PROFILE_DRAIN && selected.has(11)
-if (PROFILE !== null) { selected.clear(); selected.add(PROFILE_DRAIN ? 8 : PROFILE_BATCH ? 11 : 1) }
+// The profiled scenario: 8 or 11 when --only names it, else 1 (without --only `selected` holds them all).
+const PROFILED = PROFILE === null ? null : flags.only === undefined ? 1 : selected.has(8) ? 8 : selected.has(11) ? 11 : 1
+const PROFILE_DRAIN = PROFILED === 8
+const PROFILE_BATCH = PROFILED === 11
+if (PROFILED !== null) { selected.clear(); selected.add(PROFILED) }
 const has = (n: number): boolean => selected.has(n)
 const FULL_RUN = ALL.every(has) && PROFILE === null
 

@@ -16,8 +16,7 @@ import net from 'node:net'
 import os from 'node:os'
 import { performance } from 'node:perf_hooks'
 import { freePort } from '../src/lib/free-port.ts'
-import { cli, enterOwnSession, loadAverage, parseFlags, round1, scratchDatabase, Service, type Variant } from './measure/common.ts'
-import { readCpuSeconds } from '../bench/lib/child.ts'
+import { cli, cpuMs, enterOwnSession, loadAverage, parseFlags, round1, scratchDatabase, Service, type Variant } from './measure/common.ts'
 import { sleep } from '../bench/lib/progress.ts'
 import { median } from '../bench/lib/stats.ts'
 
@@ -60,7 +59,7 @@ async function once (v: Variant, k: number, url: string, key: string): Promise<R
       const sent = performance.now()
       const status = await post(port, key, JSON.stringify({ type: 'cold.start', dedup_id: `cold-${process.pid}-${v.label}-${k}-${n}`, payload: { n } }))
       if (status !== 0 && Number.isNaN(listening)) listening = sent - t0
-      if (status === 201) { first201 = performance.now() - t0; cpu = ((await readCpuSeconds(svc.proc.pid ?? 0)) ?? NaN) * 1000; break }
+      if (status === 201) { first201 = performance.now() - t0; cpu = await cpuMs(svc.proc.pid ?? 0); break }
       statuses[status] = (statuses[status] ?? 0) + 1
       if (status === 0) await sleep(1)
     }

@@ -18,13 +18,9 @@ import http from 'node:http'
 import os from 'node:os'
 import { freePort } from '../src/lib/free-port.ts'
 import { OpenLoop } from '../bench/load/open-loop.ts'
-import { enterOwnSession, loadAverage, parseFlags, procStatusKb, round1, scratchDatabase, Service, type Variant } from './measure/common.ts'
-import { readCpuSeconds } from '../bench/lib/child.ts'
+import { cpuMs, enterOwnSession, loadAverage, parseFlags, procStatusKb, round1, scratchDatabase, Service, type Variant } from './measure/common.ts'
 import { sleep } from '../bench/lib/progress.ts'
 import { median } from '../bench/lib/stats.ts'
-
-/** CPU time (ms) the process has used so far, all its threads. */
-const cpuMs = async (pid: number): Promise<number> => ((await readCpuSeconds(pid)) ?? NaN) * 1000
 
 const flags = parseFlags(process.argv.slice(2), 1)
 const RATE = Number(flags.get('rate') ?? 2000)

@@ -21,7 +21,7 @@
  *   node --import tsx bench/micro/event-cost.bench.ts
  */
 import os from 'node:os'
-import { readFile, mkdir, writeFile } from 'node:fs/promises'
+import { mkdir, writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
@@ -30,6 +30,7 @@ import { migrate } from '../../src/db/migrate.ts'
 import { insertEvents } from '../../src/db/queries/insert-events.ts'
 import { uuidv7 } from '../../src/lib/uuid.ts'
 import { makePayloads } from '../load/payload.ts'
+import { readCpuSeconds } from '../lib/child.ts'
 
 const BATCH = 500
 const STATEMENTS = Number(process.env.BENCH_STATEMENTS ?? 40) // per variant and round
@@ -67,9 +68,10 @@ function batch (dedup: boolean): { orgs: string[], ids: string[], types: string[
   return b
 }
 
-async function cpuTicks (pid: number): Promise<number> {
-  const f = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ')
-  return Number(f[11]) + Number(f[12]) // utime + stime, fields 14 and 15 of stat
+async function cpuSeconds (pid: number): Promise<number> {
+  const s = await readCpuSeconds(pid)
+  if (s === null) throw new Error(`cannot read /proc/${pid}/stat: the server must run on this machine`)
+  return s
 }
 
 async function lsn (sql: Sql): Promise<bigint> {
@@ -99,14 +101,13 @@ async function main (): Promise<void> {
     }
     const [pidRow] = await sql<{ pid: number, version: string }[]>`select pg_backend_pid() as pid, current_setting('server_version') as version`
     const pid = pidRow!.pid
-    const hz = 100 // USER_HZ on Linux
-    const totals = new Map(VARIANTS.map(v => [v.name, { cpuTicks: 0, walBytes: 0n, ms: 0, events: 0 }]))
+    const totals = new Map(VARIANTS.map(v => [v.name, { cpuSeconds: 0, walBytes: 0n, ms: 0, events: 0 }]))
     for (let round = 0; round < ROUNDS; round++) {
       for (const v of VARIANTS) {
         await sql.unsafe(`set search_path = ${v.schema === 'public' ? 'public' : `${v.schema}, public`}`)
         await sql`checkpoint`.catch(() => {})
         const t = totals.get(v.name)!
-        const c0 = await cpuTicks(pid)
+        const c0 = await cpuSeconds(pid)
         const w0 = await lsn(sql)
         const s0 = performance.now()
         for (let i = 0; i < STATEMENTS; i++) {
@@ -123,7 +124,7 @@ async function main (): Promise<void> {
         }
         t.ms += performance.now() - s0
         t.walBytes += (await lsn(sql)) - w0
-        t.cpuTicks += (await cpuTicks(pid)) - c0
+        t.cpuSeconds += (await cpuSeconds(pid)) - c0
         t.events += STATEMENTS * BATCH
       }
     }
@@ -131,7 +132,7 @@ async function main (): Promise<void> {
       const t = totals.get(v.name)!
       return {
         variant: v.name,
-        backendCpuUsPerEvent: Math.round(t.cpuTicks / hz * 1e6 / t.events * 10) / 10,
+        backendCpuUsPerEvent: Math.round(t.cpuSeconds * 1e6 / t.events * 10) / 10,
         walBytesPerEvent: Math.round(Number(t.walBytes) / t.events),
         wallUsPerEvent: Math.round(t.ms * 1000 / t.events * 10) / 10,
       }

@@ -15,6 +15,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createDb } from '../../src/db/client.ts'
+import { readCpuSeconds } from '../../bench/lib/child.ts'
 
 export const HERE = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -72,6 +73,9 @@ export async function enterOwnSession (nice: string | undefined): Promise<void> 
   try { writeFileSync('/proc/self/autogroup', nice) } catch {}
   os.setPriority(0, Number(nice))
 }
+
+/** CPU time (ms) a process has used so far, all its threads (NaN when /proc cannot tell). */
+export const cpuMs = async (pid: number): Promise<number> => ((await readCpuSeconds(pid)) ?? NaN) * 1000
 
 export const loadAverage = (): string => os.loadavg().map(n => n.toFixed(2)).join(' ')
 export const round1 = (n: number): number => Math.round(n * 10) / 10

@@ -5,8 +5,9 @@
  * Handshake:
  *   1. parse workerData (parseWorkerInit + configFromWorkerData), make this thread's database client.
  *      The primary starts delivery threads only once the migrations are applied (and a replacement
- *      whenever one dies), so the thread starts at once: open the pool's connections (so the first claims do not pay for connecting), start the scheduler
- *      (LISTEN triggers_events, first claim), post {v:1, type:'ready'}.
+ *      whenever one dies), so the thread starts at once: open the pool's connections (so the first
+ *      claims do not pay for connecting), start the scheduler (LISTEN triggers_events, first claim),
+ *      post {v:1, type:'ready'}.
  *   2. {v:1, type:'wake'} claims at once (the primary forwards listeners' 'committed' messages).
  *   3. {v:1, type:'stop', deadlineMs}: stop claiming; in-flight attempts may finish until the deadline;
  *      the rest are aborted and handed back due now (attempts keep the interrupted attempt's number,

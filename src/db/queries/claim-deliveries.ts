@@ -7,9 +7,10 @@
  *                     read through the endpoint's own index (deliveries_open);
  *                   - general: the oldest due deliveries (next_attempt_at <= now()) among the first
  *                     `window` entries of the due index, leaving out the focus endpoints and those the
- *                     caller excludes (at their limit here, or with a failure not yet written). The window bounds the scan: one endpoint's
- *                     backlog at the head of the queue is served through focus, and the endpoints behind
- *                     it are found by findBacklogged (below), not by reading past thousands of its rows.
+ *                     caller excludes (at their limit here, or with a failure not yet written). The
+ *                     window bounds the scan: one endpoint's backlog at the head of the queue is served
+ *                     through focus, and the endpoints behind it are found by findBacklogged (below),
+ *                     not by reading past thousands of its rows.
  *                   Both are written so that their plan does not depend on the statistics, which lag
  *                   far behind a table whose due set grows by thousands a second (planned when the
  *                   statistics said "no row is due", a join of the window with `deliveries` became a
